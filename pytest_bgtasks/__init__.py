@@ -1,0 +1,7 @@
+"""pytest-bgtasks: capture, run, inspect and inject failures into Starlette background tasks."""
+
+from pytest_bgtasks._faults import Fault
+from pytest_bgtasks._record import RequestInfo, TaskCall
+from pytest_bgtasks._recorder import BackgroundTaskRecorder
+
+__all__ = ["BackgroundTaskRecorder", "Fault", "RequestInfo", "TaskCall"]

@@ -1,0 +1,161 @@
+"""Injected faults: make matching task runs fail, slow down, hang or run a substitute."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import anyio
+from starlette._utils import is_async_callable
+
+from pytest_bgtasks._matching import Target, check_target, describe_target, refers_to
+from pytest_bgtasks._record import TaskCall
+
+FaultKind = Literal["fail", "fail_after", "delay", "replace", "hang"]
+Predicate = Callable[[TaskCall], bool]
+
+
+class FaultReleased(BaseException):
+    """Raised inside a hanging task when its test ends; the task is recorded as cancelled."""
+
+
+class Fault:
+    """One fault, registered by ``bgtasks.fail()``, ``delay()``, ``replace()`` or ``hang()``."""
+
+    def __init__(
+        self,
+        kind: FaultKind,
+        target: Target,
+        *,
+        times: int | None,
+        when: Predicate | None,
+        exception: BaseException | type[BaseException] | None = None,
+        seconds: float = 0.0,
+        substitute: Callable[..., Any] | None = None,
+    ) -> None:
+        check_target(target, kind)
+        if times is not None and (not isinstance(times, int) or times < 1):
+            raise ValueError(f"{kind}(times=...) takes a positive whole number or None, got {times!r}")
+        if when is not None and not callable(when):
+            raise TypeError(f"{kind}(when=...) takes a predicate on the TaskCall, got {when!r}")
+        self.kind: FaultKind = kind
+        self.target = target
+        self.times = times
+        self.when = when
+        self.exception = exception
+        self.seconds = seconds
+        self.substitute = substitute
+        #: How many task runs this fault was applied to.
+        self.applied = 0
+        self._released = threading.Event()
+
+    def claims(self, call: TaskCall) -> bool:
+        """True, and counted, when this fault applies to this run of ``call``."""
+        if self.times is not None and self.applied >= self.times:
+            return False
+        if not refers_to(call, self.target):
+            return False
+        if self.when is not None and not self.when(call):
+            return False
+        self.applied += 1
+        return True
+
+    def release(self) -> None:
+        """Let tasks hanging on this fault go (they end as cancelled)."""
+        self._released.set()
+
+    def body(self, func: Callable[..., Any], is_async: bool) -> tuple[Callable[..., Any], bool]:
+        """What runs instead of ``func``, and whether it is a coroutine function."""
+        if self.kind == "replace":
+            assert self.substitute is not None
+            return self.substitute, is_async_callable(self.substitute)
+        if is_async:
+
+            async def body_async(*args: Any, **kwargs: Any) -> Any:
+                await self._before_async()
+                result = await func(*args, **kwargs)
+                self._after()
+                return result
+
+            return body_async, True
+
+        def body_sync(*args: Any, **kwargs: Any) -> Any:
+            self._before_sync()
+            result = func(*args, **kwargs)
+            self._after()
+            return result
+
+        return body_sync, False
+
+    async def _before_async(self) -> None:
+        if self.kind == "delay":
+            await anyio.sleep(self.seconds)
+        elif self.kind == "hang":
+            while not self._released.is_set():
+                await anyio.sleep(0.01)
+            raise FaultReleased
+        elif self.kind == "fail":
+            self._raise()
+
+    def _before_sync(self) -> None:
+        if self.kind == "delay":
+            time.sleep(self.seconds)
+        elif self.kind == "hang":
+            self._released.wait()
+            raise FaultReleased
+        elif self.kind == "fail":
+            self._raise()
+
+    def _after(self) -> None:
+        if self.kind == "fail_after":
+            self._raise()
+
+    def _raise(self) -> None:
+        exception = self.exception
+        if isinstance(exception, type):
+            raise exception()
+        assert exception is not None
+        raise exception.with_traceback(None)
+
+    def __str__(self) -> str:
+        detail = {
+            "fail": lambda: f", {self.exception!r}",
+            "fail_after": lambda: f", {self.exception!r}",
+            "delay": lambda: f", {self.seconds}",
+            "replace": lambda: f", {getattr(self.substitute, '__qualname__', self.substitute)!r}",
+            "hang": lambda: "",
+        }[self.kind]()
+        return f"{self.kind}({describe_target(self.target)}{detail})"
+
+
+def exception_arg(kind: str, exception: object) -> BaseException | type[BaseException]:
+    """Validate the exception given to ``fail``/``fail_after``."""
+    if isinstance(exception, BaseException) or (
+        isinstance(exception, type) and issubclass(exception, BaseException)
+    ):
+        return exception
+    raise TypeError(
+        f"{kind}() needs an exception instance or class to raise, such as"
+        f" ConnectionError('smtp down'), got {exception!r}"
+    )
+
+
+def seconds_arg(seconds: object) -> float:
+    """Validate the latency given to ``delay``."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"delay() takes the latency in seconds as a number, got {seconds!r}")
+    if seconds < 0:
+        raise ValueError(f"delay() takes a latency of zero seconds or more, got {seconds!r}")
+    return float(seconds)
+
+
+def substitute_arg(substitute: object) -> Callable[..., Any]:
+    """Validate the substitute given to ``replace``."""
+    if not callable(substitute):
+        raise TypeError(
+            "replace() needs a callable to run instead (sync or async, called with the task's"
+            f" arguments), got {substitute!r}"
+        )
+    return substitute

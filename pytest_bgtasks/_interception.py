@@ -1,0 +1,126 @@
+"""Class-level patches on Starlette that feed a recorder, installed only while it is active.
+
+Patch points (see the facts file): ``BackgroundTask.__init__`` sees every task, explicit ones
+included; ``BackgroundTask.__call__`` is the one execution hook every Starlette and FastAPI
+version goes through; ``BackgroundTasks.__init__``/``add_task`` tell which tasks share a
+response; ``Starlette.__call__`` (outermost app only) tells which request scheduled a task and
+contains task failures, so clients get the response a real client would get.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask, BackgroundTasks
+from starlette.types import Message, Receive, Scope, Send
+
+from pytest_bgtasks._execution import execute
+from pytest_bgtasks._record import RequestInfo
+from pytest_bgtasks._recorder import BackgroundTaskRecorder
+
+#: The request being handled by the outermost Starlette app in this context.
+current_request: ContextVar[RequestInfo | None] = ContextVar("bgtasks_request", default=None)
+
+_PATCHED = (
+    (BackgroundTask, "__init__"),
+    (BackgroundTask, "__call__"),
+    (BackgroundTasks, "__init__"),
+    (BackgroundTasks, "add_task"),
+    (Starlette, "__call__"),
+)
+_MARK = "_bgtasks_patch"
+
+
+@contextmanager
+def intercept(recorder: BackgroundTaskRecorder) -> Iterator[BackgroundTaskRecorder]:
+    """Feed ``recorder`` every task scheduled in this process until the block ends."""
+    if getattr(BackgroundTask.__dict__["__call__"], _MARK, False):
+        raise RuntimeError(
+            "background tasks are already being recorded: only one bgtasks recorder can be"
+            " active at a time"
+        )
+    originals = [(owner, name, owner.__dict__[name]) for owner, name in _PATCHED]
+    for (owner, name), patch in zip(_PATCHED, _patches(recorder, [o for *_, o in originals])):
+        setattr(patch, _MARK, True)
+        setattr(owner, name, patch)
+    try:
+        yield recorder
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
+def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Callable[..., Any]]:
+    task_init, task_call, tasks_init, add_task, app_call = originals
+
+    def __init__(task: BackgroundTask, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        task_init(task, func, *args, **kwargs)
+        task._bgtasks_call = recorder._schedule(func, args, kwargs)  # type: ignore[attr-defined]
+
+    async def __call__(task: BackgroundTask) -> None:
+        call = getattr(task, "_bgtasks_call", None)
+        if call is None:  # made before recording started
+            await task_call(task)
+            return
+        if call.status != "scheduled":  # one task object run again: a new record
+            batch, call = call.batch, recorder._schedule(task.func, task.args, task.kwargs)
+            call.batch = batch
+            task._bgtasks_call = call  # type: ignore[attr-defined]
+        request = call.request
+        if request is not None and request.dispatched_at is None:
+            request.dispatched_at = time.monotonic()
+        if recorder.mode == "deferred":
+            recorder._hold(call)
+        else:
+            await execute(recorder, call, reraise=True)
+
+    def tasks_init_patch(
+        tasks: BackgroundTasks, tasks_arg: Sequence[BackgroundTask] | None = None
+    ) -> None:
+        tasks_init(tasks, tasks_arg)
+        for task in tasks.tasks:
+            call = getattr(task, "_bgtasks_call", None)
+            if call is not None:
+                call.batch = tasks
+
+    def add_task_patch(
+        tasks: BackgroundTasks, func: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> None:
+        add_task(tasks, func, *args, **kwargs)
+        call = getattr(tasks.tasks[-1], "_bgtasks_call", None)
+        if call is not None:
+            call.batch = tasks
+
+    async def app_patch(app: Starlette, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or current_request.get() is not None:
+            await app_call(app, scope, receive, send)
+            return
+        request = RequestInfo(scope)
+        reset = current_request.set(request)
+
+        async def observed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                request.status_code = message["status"]
+            await send(message)
+
+        recorder._ledger.enter(task=False)
+        try:
+            await app_call(app, scope, receive, observed_send)
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                request.cancelled = True
+                raise
+            if not recorder._caused_by_task_failure(exc):
+                raise
+        finally:
+            current_request.reset(reset)
+            recorder._request_finished(request)
+            recorder._ledger.leave(task=False)
+
+    return [__init__, __call__, tasks_init_patch, add_task_patch, app_patch]

@@ -1,0 +1,53 @@
+"""Per-test settings: ini defaults, then ``bgtasks`` markers from module to function."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+
+from pytest_bgtasks._recorder import MODES, Mode
+
+MARKER = "bgtasks"
+MARKER_DOC = (
+    "bgtasks(*, mode='eager', strict=True): configure the bgtasks fixture for this test:"
+    " mode 'eager' runs background tasks as Starlette does, 'deferred' holds them until"
+    " bgtasks.run_all(); strict=False stops failed or dropped tasks from erroring the test."
+)
+
+
+class Options:
+    """Keyword-only settings, so a typo in a marker is a clear TypeError."""
+
+    def __init__(self, *, mode: str = "eager", strict: bool = True) -> None:
+        if mode not in MODES:
+            raise ValueError(f"bgtasks mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+        if not isinstance(strict, bool):
+            raise TypeError(f"bgtasks strict must be True or False, got {strict!r}")
+        self.mode = cast(Mode, mode)
+        self.strict = strict
+
+    @classmethod
+    def from_ini(cls, config: pytest.Config) -> Options:
+        try:
+            return cls(mode=config.getini("bgtasks_mode"), strict=config.getini("bgtasks_strict"))
+        except (TypeError, ValueError) as error:
+            raise pytest.UsageError(f"{error} (ini option bgtasks_mode/bgtasks_strict)") from None
+
+    def merged(self, item: pytest.Item) -> Options:
+        """These options overridden by the item's markers, the nearest marker winning."""
+        settings: dict[str, Any] = {"mode": self.mode, "strict": self.strict}
+        for marker in reversed(list(item.iter_markers(MARKER))):
+            if marker.args:
+                raise TypeError(
+                    f"@pytest.mark.{MARKER} takes keyword arguments only (mode=..., strict=...),"
+                    f" got positional {marker.args!r}"
+                )
+            unknown = set(marker.kwargs) - set(settings)
+            if unknown:
+                raise TypeError(
+                    f"@pytest.mark.{MARKER} got unknown keyword(s) {', '.join(sorted(unknown))};"
+                    " valid ones are mode and strict"
+                )
+            settings.update(marker.kwargs)
+        return Options(**settings)

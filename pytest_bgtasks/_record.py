@@ -1,0 +1,190 @@
+"""The record of one background task: what was scheduled, by which request, and what it did."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+Status = Literal[
+    "scheduled", "running", "succeeded", "failed", "skipped", "dropped", "cancelled", "discarded"
+]
+#: Statuses after which a task will never run (again).
+FINAL_STATUSES: frozenset[str] = frozenset(
+    {"succeeded", "failed", "skipped", "dropped", "cancelled", "discarded"}
+)
+
+
+class RequestInfo:
+    """The HTTP or WebSocket request during which a task was scheduled."""
+
+    __slots__ = ("method", "path", "scope", "status_code", "cancelled", "dispatched_at", "calls")
+
+    def __init__(self, scope: Mapping[str, Any]) -> None:
+        self.scope = scope
+        self.method: str = scope.get("method", "WEBSOCKET")
+        self.path: str = scope.get("path", "")
+        #: Status code of the response, once it started.
+        self.status_code: int | None = None
+        #: True when the request was cancelled (client gone, stream left unread).
+        self.cancelled = False
+        #: When the response first handed a background task over to run.
+        self.dispatched_at: float | None = None
+        #: The tasks scheduled during this request.
+        self.calls: list[TaskCall] = []
+
+    @property
+    def route(self) -> str | None:
+        """The path template of the matched route (``/items/{item_id}``), if known."""
+        route = self.scope.get("route")
+        return getattr(route, "path", None) if route is not None else None
+
+    @property
+    def is_websocket(self) -> bool:
+        return self.scope.get("type") == "websocket"
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def __repr__(self) -> str:
+        return f"<RequestInfo {self}>"
+
+
+def callable_name(func: Any) -> str:
+    """The qualified name of a task function, looking through ``functools.partial``."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    return name if isinstance(name, str) else type(func).__qualname__
+
+
+class TaskCall:
+    """One background task: scheduled by ``add_task`` or ``BackgroundTask(...)``, and its outcome.
+
+    Times are ``time.monotonic()`` readings; ``duration`` is in seconds.
+    """
+
+    __slots__ = (
+        "index",
+        "func",
+        "args",
+        "kwargs",
+        "request",
+        "status",
+        "result",
+        "exception",
+        "reason",
+        "fault",
+        "expected",
+        "scheduled_at",
+        "started_at",
+        "finished_at",
+        "batch",
+        "token",
+        "_arguments",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        request: RequestInfo | None,
+        scheduled_at: float,
+    ) -> None:
+        self.index = index
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        #: The request that scheduled it; None outside a request.
+        self.request = request
+        self.status: Status = "scheduled"
+        self.result: Any = None
+        self.exception: BaseException | None = None
+        #: Why a task was dropped or skipped, in words.
+        self.reason: str | None = None
+        #: Description of the injected fault applied to this run, if any.
+        self.fault: str | None = None
+        #: True when the test said it expected this failure or drop.
+        self.expected = False
+        self.scheduled_at = scheduled_at
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        #: The ``BackgroundTasks`` container it belongs to (a failure skips the rest of it).
+        self.batch: object | None = None
+        #: The event loop token of the app that handed it over to run (for deferred replay).
+        self.token: Any = None
+        self._arguments: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return callable_name(self.func)
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """Arguments bound to the function's parameter names, defaults applied.
+
+        Extra keyword arguments collected by ``**kwargs`` are merged in by name. When the
+        function has no signature or the arguments don't fit it, positional arguments are
+        named by index (``"0"``, ``"1"``) beside the keyword arguments.
+        """
+        if self._arguments is None:
+            self._arguments = bind_arguments(self.func, self.args, self.kwargs, partial=False)
+        return self._arguments
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    @property
+    def traceback(self) -> str | None:
+        """The failure's traceback as text, or None."""
+        if self.exception is None:
+            return None
+        return "".join(traceback.format_exception(self.exception))
+
+    @property
+    def is_async(self) -> bool:
+        from starlette._utils import is_async_callable
+
+        return bool(is_async_callable(self.func))
+
+    def __repr__(self) -> str:
+        return f"<TaskCall #{self.index} {self.name} {self.status}>"
+
+
+def bind_arguments(
+    func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, partial: bool
+) -> dict[str, Any]:
+    """Map arguments to ``func``'s parameter names; raise TypeError when they don't fit.
+
+    With ``partial=False`` a misfit falls back to index-named positionals instead.
+    """
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return _unbound(args, kwargs)
+    try:
+        bound = signature.bind_partial(*args, **kwargs) if partial else signature.bind(*args, **kwargs)
+    except TypeError:
+        if partial:
+            raise
+        return _unbound(args, kwargs)
+    if not partial:
+        bound.apply_defaults()
+    arguments: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+            arguments.update(value)
+        else:
+            arguments[name] = value
+    return arguments
+
+
+def _unbound(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {**{str(i): value for i, value in enumerate(args)}, **kwargs}

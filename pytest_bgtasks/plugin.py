@@ -1,0 +1,130 @@
+"""pytest wiring: options, the marker, the ``bgtasks`` fixture, report sections, the summary."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+
+import pytest
+
+from pytest_bgtasks._interception import intercept
+from pytest_bgtasks._options import MARKER, MARKER_DOC, Options
+from pytest_bgtasks._recorder import BackgroundTaskRecorder
+from pytest_bgtasks._rendering import DEFAULT_SECRET_NAMES, Renderer
+from pytest_bgtasks._summary import SessionSummary, summary_rows
+
+DEFAULTS_KEY = pytest.StashKey[Options]()
+RENDERER_KEY = pytest.StashKey[Renderer]()
+RECORDER_KEY = pytest.StashKey[BackgroundTaskRecorder]()
+SUMMARY_KEY = pytest.StashKey[SessionSummary]()
+README_STRICT = "https://github.com/pytest-bgtasks/pytest-bgtasks#nothing-fails-silently"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bgtasks", "background tasks (pytest-bgtasks)")
+    group.addoption(
+        "--bgtasks-report",
+        action="store_true",
+        default=False,
+        help="print a summary of every background task at the end of the run.",
+    )
+    group.addoption(
+        "--bgtasks-json",
+        metavar="PATH",
+        default=None,
+        help="write every background task of the run to PATH as JSON (for CI dashboards).",
+    )
+    parser.addini("bgtasks_mode", "default bgtasks mode: eager (default) or deferred.", default="eager")
+    parser.addini(
+        "bgtasks_strict",
+        "error a test whose background tasks failed or were dropped unexpectedly (default true).",
+        type="bool",
+        default=True,
+    )
+    parser.addini(
+        "bgtasks_redact",
+        "more argument names whose values are shown as *** (defaults: "
+        + ", ".join(DEFAULT_SECRET_NAMES)
+        + ").",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "bgtasks_teardown_timeout",
+        "seconds teardown waits for running background tasks (default 5).",
+        default="5",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_DOC)
+    config.stash[DEFAULTS_KEY] = Options.from_ini(config)
+    config.stash[RENDERER_KEY] = Renderer((*DEFAULT_SECRET_NAMES, *config.getini("bgtasks_redact")))
+    _teardown_timeout(config)
+    if config.getoption("bgtasks_report") or config.getoption("bgtasks_json"):
+        summary = SessionSummary(config)
+        config.stash[SUMMARY_KEY] = summary
+        config.pluginmanager.register(summary, "bgtasks-summary")
+
+
+def _teardown_timeout(config: pytest.Config) -> float:
+    raw = config.getini("bgtasks_teardown_timeout")
+    try:
+        timeout = float(raw)
+    except ValueError:
+        timeout = -1.0
+    if timeout < 0:
+        raise pytest.UsageError(
+            f"bgtasks_teardown_timeout must be a number of seconds >= 0, got {raw!r}"
+        )
+    return timeout
+
+
+@pytest.fixture
+def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
+    """Record the background tasks that Starlette/FastAPI apps schedule during the test.
+
+    Tasks run as Starlette runs them (mode "eager"), or are held until ``bgtasks.run_all()``
+    (mode "deferred"). Assert with ``bgtasks.assert_scheduled(func, *args, **kwargs)``; inject
+    faults with ``bgtasks.fail(func, exc)``. At teardown a task that failed or never ran errors
+    the test, unless expected. Configure with ``@pytest.mark.bgtasks(mode=..., strict=...)``.
+    """
+    config = request.config
+    options = config.stash[DEFAULTS_KEY].merged(request.node)
+    renderer = config.stash[RENDERER_KEY]
+    recorder = BackgroundTaskRecorder(mode=options.mode, renderer=renderer)
+    request.node.stash[RECORDER_KEY] = recorder
+    with intercept(recorder):
+        try:
+            yield recorder
+        finally:
+            still_running = recorder._settle(_teardown_timeout(config))
+    if not options.strict:
+        return
+    problems = recorder._problems()
+    problems += [renderer.line(call) + "  (still running after teardown waited)" for call in still_running]
+    if problems:
+        listing = "\n".join("  " + line for problem in problems for line in problem.splitlines())
+        pytest.fail(
+            f"pytest-bgtasks: {len(problems)} background task problem(s):\n{listing}\n"
+            "Expected? Say so in the test with bgtasks.assert_failed(func) or"
+            " bgtasks.assert_dropped(func), or turn the check off with"
+            f" @pytest.mark.{MARKER}(strict=False) or the ini option bgtasks_strict = false"
+            f" (see {README_STRICT}).",
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, None]:
+    outcome = yield
+    recorder = item.stash.get(RECORDER_KEY, None)
+    if recorder is None:
+        return
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and recorder.calls:
+        renderer = item.config.stash[RENDERER_KEY]
+        report.sections.append(("background tasks", renderer.block(recorder.calls)))
+    if report.when == "teardown" and SUMMARY_KEY in item.config.stash:
+        report.bgtasks = summary_rows(recorder)  # type: ignore[attr-defined]
