@@ -1,0 +1,81 @@
+"""Eager mode runs tasks as Starlette does: after the response, in order, where Starlette would."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from pytest_bgtasks import BackgroundTaskRecorder
+from tests import apps
+from tests.apps import app, async_task, boom, sync_task
+
+
+def test_tasks_run_in_order_sync_in_worker_threads_async_on_the_loop(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    TestClient(app).post("/items/3")
+
+    assert [label for label, _ in apps.journal] == ["item 3", "async item 3"]
+    (_, sync_thread), (_, async_thread) = apps.journal
+    assert sync_thread.startswith("AnyIO worker thread")
+    assert not async_thread.startswith("AnyIO worker thread")
+    first, second = bgtasks.calls
+    assert first.finished_at is not None and second.started_at is not None
+    assert first.finished_at <= second.started_at
+
+
+def test_a_failing_task_skips_the_rest_of_its_response_and_the_client_gets_the_response(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    response = TestClient(app).post("/fail")
+
+    assert response.status_code == 200
+    assert response.json() == {"ok": True}
+    assert [label for label, _ in apps.journal] == ["before"]
+    before, failed, after = bgtasks.calls
+    assert (before.status, failed.status, after.status) == ("succeeded", "failed", "skipped")
+    assert isinstance(failed.exception, RuntimeError)
+    assert failed.traceback is not None and "RuntimeError: task boom" in failed.traceback
+    assert after.reason == "skipped: #2 boom failed before it"
+    bgtasks.assert_failed(boom, RuntimeError, match="task boom")
+
+
+def test_a_failure_skips_only_its_own_response(bgtasks: BackgroundTaskRecorder) -> None:
+    with TestClient(app) as client:
+        client.post("/fail")
+        client.post("/items/5")
+
+    bgtasks.assert_failed(boom)
+    assert bgtasks.assert_scheduled(sync_task, "item 5").status == "succeeded"
+    assert bgtasks.assert_scheduled(async_task, "async item 5").status == "succeeded"
+
+
+def test_injected_tasks_replaced_by_an_explicit_background_are_dropped(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    TestClient(app).post("/override")
+
+    (dropped,) = bgtasks.assert_dropped(sync_task)
+    assert dropped.reason is not None and "Response(background=...)" in dropped.reason
+    assert bgtasks.assert_scheduled(async_task, "explicit").status == "succeeded"
+
+
+def test_tasks_before_an_http_exception_are_dropped(bgtasks: BackgroundTaskRecorder) -> None:
+    assert TestClient(app).get("/missing").status_code == 404
+
+    (dropped,) = bgtasks.assert_dropped()
+    assert dropped.reason is not None and "answered 404" in dropped.reason
+
+
+def test_websocket_tasks_never_run(bgtasks: BackgroundTaskRecorder) -> None:
+    with TestClient(app).websocket_connect("/ws") as ws:
+        assert ws.receive_text() == "hi"
+
+    (dropped,) = bgtasks.assert_dropped(sync_task)
+    assert dropped.reason is not None and "WebSocket" in dropped.reason
+    assert apps.journal == []
+
+
+def test_without_the_fixture_test_client_reraises_the_task_error() -> None:
+    with pytest.raises(RuntimeError, match="task boom"):
+        TestClient(app).post("/fail")
