@@ -127,7 +127,8 @@ class Fault:
             "replace": lambda: f", {getattr(self.substitute, '__qualname__', self.substitute)!r}",
             "hang": lambda: "",
         }[self.kind]()
-        return f"{self.kind}({describe_target(self.target)}{detail})"
+        target = repr(self.target) if isinstance(self.target, str) else describe_target(self.target)
+        return f"{self.kind}({target}{detail})"
 
 
 def exception_arg(kind: str, exception: object) -> BaseException | type[BaseException]:

@@ -438,9 +438,13 @@ class BackgroundTaskRecorder:
                 problems.append(render.block([call]))
             elif call.status == "scheduled" and call.token is None and call.request is None:
                 problems.append(render.line(call) + "  (never handed to a response, never ran)")
+        names = ", ".join(sorted({call.name for call in self._calls})) or "none"
         for fault in self._faults:
             if fault.applied == 0:
-                problems.append(f"fault {fault} was never applied: no matching task ran")
+                problems.append(
+                    f"fault {fault} was never applied: no matching task ran (a typo? tasks"
+                    f" recorded: {names})"
+                )
         return problems
 
     # -- messages ---------------------------------------------------------------------------

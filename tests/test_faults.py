@@ -1,0 +1,181 @@
+"""Injected faults: rehearse failures and latency without editing the app."""
+
+from __future__ import annotations
+
+import time
+from smtplib import SMTPException
+
+import pytest
+from starlette.testclient import TestClient
+
+from pytest_bgtasks import BackgroundTaskRecorder
+from tests import apps
+from tests.apps import app, async_task, send_email, sync_task
+
+
+@pytest.fixture(params=["eager", "deferred"])
+def mode(request: pytest.FixtureRequest, bgtasks: BackgroundTaskRecorder) -> str:
+    """Run the test in both modes; in deferred mode, ``settle()`` runs what was held."""
+    return str(request.param)
+
+
+def settle(bgtasks: BackgroundTaskRecorder, mode: str) -> None:
+    if mode == "deferred":
+        bgtasks.run_all()
+
+
+def post(bgtasks: BackgroundTaskRecorder, mode: str, path: str) -> None:
+    if mode == "deferred":
+        with bgtasks.deferred():
+            TestClient(app).post(path)
+    else:
+        TestClient(app).post(path)
+    settle(bgtasks, mode)
+
+
+def test_fail_raises_instead_of_running_and_skips_the_rest(
+    bgtasks: BackgroundTaskRecorder, mode: str
+) -> None:
+    fault = bgtasks.fail(sync_task, SMTPException("smtp down"))
+
+    post(bgtasks, mode, "/items/1")
+
+    failed = bgtasks.assert_failed(sync_task, SMTPException, match="smtp down")
+    assert failed.fault == "fail(sync_task, SMTPException('smtp down'))"
+    assert bgtasks.calls_to(async_task)[0].status == "skipped"
+    assert apps.journal == []
+    assert fault.applied == 1
+
+
+def test_fail_by_name_with_times_and_when(bgtasks: BackgroundTaskRecorder) -> None:
+    bgtasks.fail("sync_task", ConnectionError, times=1, when=lambda call: call.arguments["label"] != "item 1")
+    client = TestClient(app)
+    for number in (1, 2, 3):
+        client.post(f"/items/{number}")
+
+    statuses = [(call.arguments["label"], call.status) for call in bgtasks.calls_to(sync_task)]
+    assert statuses == [("item 1", "succeeded"), ("item 2", "failed"), ("item 3", "succeeded")]
+
+
+def test_fail_after_runs_the_function_then_raises(bgtasks: BackgroundTaskRecorder, mode: str) -> None:
+    bgtasks.fail_after(send_email, TimeoutError("no ack"))
+
+    post(bgtasks, mode, "/email/ann@example.com")
+
+    bgtasks.assert_failed(send_email, TimeoutError)
+    assert [label for label, _ in apps.journal] == ["mail ann@example.com"]
+
+
+def test_delay_adds_latency_where_the_task_runs(bgtasks: BackgroundTaskRecorder, mode: str) -> None:
+    bgtasks.delay(sync_task, 0.2)
+    bgtasks.delay(async_task, 0.2)
+
+    post(bgtasks, mode, "/items/1")
+
+    sync_call, async_call = bgtasks.calls
+    assert sync_call.duration is not None and sync_call.duration >= 0.2
+    assert async_call.duration is not None and async_call.duration >= 0.2
+    assert apps.journal[0][1].startswith("AnyIO worker thread")
+    bgtasks.assert_all_succeeded()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_replace_runs_a_substitute_with_the_task_arguments(
+    bgtasks: BackgroundTaskRecorder, mode: str, kind: str
+) -> None:
+    outbox: list[tuple[str, str]] = []
+
+    def fake_send(to: str, subject: str, password: str = "") -> str:
+        outbox.append((to, subject))
+        return "sent"
+
+    async def fake_send_async(to: str, subject: str, password: str = "") -> str:
+        return fake_send(to, subject)
+
+    bgtasks.replace(send_email, fake_send if kind == "sync" else fake_send_async)
+
+    post(bgtasks, mode, "/email/bob@example.com")
+
+    assert outbox == [("bob@example.com", "Hello")]
+    assert apps.journal == []
+    assert bgtasks.calls[0].result == "sent"
+
+
+def test_hang_until_the_test_ends_is_recorded_as_cancelled(pytester: pytest.Pytester, apps_source: str) -> None:
+    pytester.makepyfile(apps=apps_source)
+    pytester.makepyfile(
+        """
+        import threading
+        import time
+        import anyio
+        from starlette.background import BackgroundTask
+        from apps import sync_task
+
+        calls = []
+
+        def test_hang(bgtasks):
+            bgtasks.hang(sync_task)
+            threading.Thread(target=anyio.run, args=(BackgroundTask(sync_task, "x"),)).start()
+            while bgtasks.calls[0].status != "running":
+                time.sleep(0.01)
+            calls.append(bgtasks)
+
+        def test_after():
+            (recorder,) = calls
+            assert recorder.calls[0].status == "cancelled"
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_a_fault_that_never_applied_errors_the_test(pytester: pytest.Pytester, apps_source: str) -> None:
+    pytester.makepyfile(apps=apps_source)
+    pytester.makepyfile(
+        """
+        def test_typo(bgtasks):
+            bgtasks.fail("sned_email", ValueError)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["  fault fail('sned_email', <class 'ValueError'>) was never applied*"])
+
+
+def test_faults_do_not_leak_into_the_next_test(pytester: pytest.Pytester, apps_source: str) -> None:
+    pytester.makepyfile(apps=apps_source)
+    pytester.makepyfile(
+        """
+        from starlette.testclient import TestClient
+        from apps import app, sync_task
+
+        def test_with_fault(bgtasks):
+            bgtasks.fail(sync_task, ValueError)
+            TestClient(app).post("/items/1")
+
+        def test_next(bgtasks):
+            TestClient(app).post("/items/1")
+            bgtasks.assert_all_succeeded()
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda b: b.fail(sync_task, "boom"), TypeError, r"fail\(\) needs an exception instance or class"),
+        (lambda b: b.fail(42, ValueError), TypeError, r"fail\(\) takes the task function or its name"),
+        (lambda b: b.fail(sync_task, ValueError, times=0), ValueError, r"times=...\) takes a positive"),
+        (lambda b: b.fail(sync_task, ValueError, when=1), TypeError, r"when=...\) takes a predicate"),
+        (lambda b: b.delay(sync_task, -1), ValueError, r"delay\(\) takes a latency of zero seconds or more"),
+        (lambda b: b.delay(sync_task, "1s"), TypeError, r"delay\(\) takes the latency in seconds"),
+        (lambda b: b.replace(sync_task, "fake"), TypeError, r"replace\(\) needs a callable"),
+    ],
+    ids=["fail-not-exception", "bad-target", "times-zero", "when-not-callable", "negative-delay", "delay-str", "replace-not-callable"],
+)
+def test_bad_fault_arguments_fail_at_once(
+    bgtasks: BackgroundTaskRecorder, call: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        call(bgtasks)  # type: ignore[operator]
+    assert bgtasks._faults == []
