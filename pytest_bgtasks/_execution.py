@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class Ledger:
-    """Counts what is in flight (requests and running tasks) so ``wait()`` knows when all is idle."""
+    """Counts requests in flight and running tasks, so ``wait()`` knows when all is idle."""
 
     def __init__(self) -> None:
         self._idle = threading.Condition(threading.Lock())
@@ -70,11 +70,11 @@ async def execute(recorder: BackgroundTaskRecorder, call: TaskCall, *, reraise: 
         else:
             call.result = await run_in_threadpool(func, *call.args, **call.kwargs)
     except BaseException as exc:
-        _book_failure(recorder, call, exc, fault)
-        if reraise and call.status == "failed":
-            raise
-        if call.status == "cancelled" and not isinstance(exc, FaultReleased):
-            raise
+        if _book_failure(recorder, call, exc, fault):
+            if reraise:
+                raise
+        elif not isinstance(exc, FaultReleased):
+            raise  # cancellation always goes on up
     else:
         call.status = "succeeded"
     finally:
@@ -84,12 +84,14 @@ async def execute(recorder: BackgroundTaskRecorder, call: TaskCall, *, reraise: 
 
 def _book_failure(
     recorder: BackgroundTaskRecorder, call: TaskCall, exc: BaseException, fault: Fault | None
-) -> None:
+) -> bool:
+    """Record how ``call`` ended: True for a failure, False for a cancellation."""
     if isinstance(exc, (FaultReleased, anyio.get_cancelled_exc_class())):
         call.status = "cancelled"
         call.reason = "hung by fault until the test ended" if fault else "cancelled while running"
-        return
+        return False
     call.status = "failed"
     call.exception = exc
     recorder._failures[id(exc)] = call
     recorder._skip_rest_of_batch(call)
+    return True

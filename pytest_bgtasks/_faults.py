@@ -11,7 +11,7 @@ import anyio
 from starlette._utils import is_async_callable
 
 from pytest_bgtasks._matching import Target, check_target, describe_target, refers_to
-from pytest_bgtasks._record import TaskCall
+from pytest_bgtasks._record import TaskCall, callable_name
 
 FaultKind = Literal["fail", "fail_after", "delay", "replace", "hang"]
 Predicate = Callable[[TaskCall], bool]
@@ -37,7 +37,9 @@ class Fault:
     ) -> None:
         check_target(target, kind)
         if times is not None and (not isinstance(times, int) or times < 1):
-            raise ValueError(f"{kind}(times=...) takes a positive whole number or None, got {times!r}")
+            raise ValueError(
+                f"{kind}(times=...) takes a positive whole number or None, got {times!r}"
+            )
         if when is not None and not callable(when):
             raise TypeError(f"{kind}(when=...) takes a predicate on the TaskCall, got {when!r}")
         self.kind: FaultKind = kind
@@ -120,13 +122,14 @@ class Fault:
         raise exception.with_traceback(None)
 
     def __str__(self) -> str:
-        detail = {
-            "fail": lambda: f", {self.exception!r}",
-            "fail_after": lambda: f", {self.exception!r}",
-            "delay": lambda: f", {self.seconds}",
-            "replace": lambda: f", {getattr(self.substitute, '__qualname__', self.substitute)!r}",
-            "hang": lambda: "",
-        }[self.kind]()
+        if self.kind in ("fail", "fail_after"):
+            detail = f", {self.exception!r}"
+        elif self.kind == "delay":
+            detail = f", {self.seconds}"
+        elif self.kind == "replace":
+            detail = f", {callable_name(self.substitute)}"
+        else:
+            detail = ""
         target = repr(self.target) if isinstance(self.target, str) else describe_target(self.target)
         return f"{self.kind}({target}{detail})"
 

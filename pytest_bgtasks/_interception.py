@@ -46,7 +46,9 @@ def intercept(recorder: BackgroundTaskRecorder) -> Iterator[BackgroundTaskRecord
             " active at a time"
         )
     originals = [(owner, name, owner.__dict__[name]) for owner, name in _PATCHED]
-    for (owner, name), patch in zip(_PATCHED, _patches(recorder, [o for *_, o in originals])):
+    for (owner, name), patch in zip(
+        _PATCHED, _patches(recorder, [o for *_, o in originals]), strict=True
+    ):
         setattr(patch, _MARK, True)
         setattr(owner, name, patch)
     try:

@@ -9,15 +9,13 @@ from typing import Any, Union
 from pytest_bgtasks._record import TaskCall, bind_arguments, callable_name
 
 #: A task function, or its name (``"write_log"``, ``"Mailer.send"``, ``"app.tasks.write_log"``).
-Target = Union[Callable[..., Any], str]
+Target = Union[Callable[..., Any], str]  # noqa: UP007 - a runtime alias on Python 3.10
 
 
 def check_target(target: object, what: str) -> None:
     """Raise a TypeError unless ``target`` is a callable or a name."""
     if not (callable(target) or isinstance(target, str)):
-        raise TypeError(
-            f"{what}() takes the task function or its name as a string, got {target!r}"
-        )
+        raise TypeError(f"{what}() takes the task function or its name as a string, got {target!r}")
 
 
 def describe_target(target: Target) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -21,10 +21,12 @@ class Options:
 
     def __init__(self, *, mode: str = "eager", strict: bool = True) -> None:
         if mode not in MODES:
-            raise ValueError(f"bgtasks mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+            raise ValueError(
+                f"bgtasks mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}"
+            )
         if not isinstance(strict, bool):
             raise TypeError(f"bgtasks strict must be True or False, got {strict!r}")
-        self.mode = cast(Mode, mode)
+        self.mode: Mode = mode
         self.strict = strict
 
     @classmethod

@@ -53,11 +53,17 @@ class RequestInfo:
 
 
 def callable_name(func: Any) -> str:
-    """The qualified name of a task function, looking through ``functools.partial``."""
+    """The qualified name of a task function, looking through ``functools.partial``.
+
+    Functions defined inside another function are named from there (``ingest``, not
+    ``test_it.<locals>.ingest``).
+    """
     while isinstance(func, functools.partial):
         func = func.func
     name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    return name if isinstance(name, str) else type(func).__qualname__
+    if not isinstance(name, str):
+        name = type(func).__qualname__
+    return name.rpartition("<locals>.")[2]
 
 
 class TaskCall:
@@ -170,7 +176,9 @@ def bind_arguments(
     except (TypeError, ValueError):
         return _unbound(args, kwargs)
     try:
-        bound = signature.bind_partial(*args, **kwargs) if partial else signature.bind(*args, **kwargs)
+        bound = (
+            signature.bind_partial(*args, **kwargs) if partial else signature.bind(*args, **kwargs)
+        )
     except TypeError:
         if partial:
             raise

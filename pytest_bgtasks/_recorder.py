@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -30,6 +31,9 @@ from pytest_bgtasks._record import RequestInfo, TaskCall
 from pytest_bgtasks._rendering import Renderer
 from pytest_bgtasks._replay import in_event_loop, replay_async, replay_blocking
 from pytest_bgtasks._warnings import BgTasksWarning
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 Mode = Literal["eager", "deferred"]
 MODES: tuple[Mode, ...] = ("eager", "deferred")
@@ -188,7 +192,9 @@ class BackgroundTaskRecorder:
 
     def _busy_message(self, timeout: float) -> str:
         running = [call for call in self._calls if call.status == "running"]
-        listing = self._renderer.block(running, tracebacks=False) or "(a request is still in flight)"
+        listing = (
+            self._renderer.block(running, tracebacks=False) or "(a request is still in flight)"
+        )
         return f"background tasks still busy after {timeout}s:\n{listing}"
 
     # -- deferred mode ----------------------------------------------------------------------
@@ -315,7 +321,9 @@ class BackgroundTaskRecorder:
         when: Predicate | None = None,
     ) -> Fault:
         """Make matching runs raise ``exc`` instead of running the function."""
-        return self._add_fault("fail", func_or_name, times, when, exception=_faults.exception_arg("fail", exc))
+        return self._add_fault(
+            "fail", func_or_name, times, when, exception=_faults.exception_arg("fail", exc)
+        )
 
     def fail_after(
         self,
@@ -338,7 +346,9 @@ class BackgroundTaskRecorder:
         when: Predicate | None = None,
     ) -> Fault:
         """Add latency before the real function runs (on its loop, or in its worker thread)."""
-        return self._add_fault("delay", func_or_name, times, when, seconds=_faults.seconds_arg(seconds))
+        return self._add_fault(
+            "delay", func_or_name, times, when, seconds=_faults.seconds_arg(seconds)
+        )
 
     def replace(
         self,
@@ -449,7 +459,9 @@ class BackgroundTaskRecorder:
 
     # -- messages ---------------------------------------------------------------------------
 
-    def _matching(self, func: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[TaskCall]:
+    def _matching(
+        self, func: Target, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[TaskCall]:
         check_target(func, "assert_scheduled")
         expected = expected_arguments(func, args, kwargs)
         return [call for call in self.calls_to(func) if arguments_match(call, expected)]
@@ -480,11 +492,23 @@ def _drop_reason(request: RequestInfo, call: TaskCall) -> str:
     if request.is_websocket:
         return "dropped: WebSocket endpoints never run background tasks"
     if request.cancelled:
-        return "dropped: the request was cancelled first (a streamed response left unread, or the client went away)"
+        return (
+            "dropped: the request was cancelled first (a streamed response left unread,"
+            " or the client went away)"
+        )
     if request.status_code is not None and request.status_code >= 400:
-        return f"dropped: the app answered {request.status_code}, and an error response does not run the injected tasks"
+        return (
+            f"dropped: the app answered {request.status_code}, and an error response does not"
+            " run the injected tasks"
+        )
     if request.dispatched_at is not None and call.scheduled_at > request.dispatched_at:
-        return "dropped: scheduled after the response's background had started (in a dependency's exit code, or a task)"
+        return (
+            "dropped: scheduled after the response's background had started (in a"
+            " dependency's exit code, or a task)"
+        )
     if request.dispatched_at is not None:
-        return "dropped: the response brought its own background (Response(background=...)), which replaces the injected tasks"
+        return (
+            "dropped: the response brought its own background (Response(background=...)),"
+            " which replaces the injected tasks"
+        )
     return "dropped: the response was sent without running it"

@@ -32,10 +32,13 @@ _short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 6
 _short.maxlevel = 3
 
 #: Frames from these packages are trimmed from task tracebacks: they are the machinery.
-_MACHINERY = tuple(
-    os.sep + name + os.sep
-    for name in ("pytest_bgtasks", "starlette", "anyio", "asyncio", "concurrent", "fastapi")
-) + (os.sep + "threading.py",)
+_MACHINERY = (
+    *(
+        os.sep + name + os.sep
+        for name in ("pytest_bgtasks", "starlette", "anyio", "asyncio", "concurrent", "fastapi")
+    ),
+    os.sep + "threading.py",
+)
 
 
 class Renderer:
@@ -82,7 +85,9 @@ class Renderer:
         for call in calls:
             lines.append(self.line(call))
             if tracebacks and call.exception is not None:
-                lines.extend("    " + text for text in trimmed_traceback(call.exception).splitlines())
+                lines.extend(
+                    "    " + text for text in trimmed_traceback(call.exception).splitlines()
+                )
         return "\n".join(lines)
 
 

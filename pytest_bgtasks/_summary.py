@@ -19,7 +19,16 @@ if TYPE_CHECKING:
     from pytest_bgtasks._recorder import BackgroundTaskRecorder
 
 SLOWEST = 5
-STATUS_ORDER = ("succeeded", "failed", "skipped", "dropped", "cancelled", "discarded", "running", "scheduled")
+STATUS_ORDER = (
+    "succeeded",
+    "failed",
+    "skipped",
+    "dropped",
+    "cancelled",
+    "discarded",
+    "running",
+    "scheduled",
+)
 
 
 def summary_rows(recorder: BackgroundTaskRecorder) -> list[dict[str, Any]]:
@@ -56,7 +65,9 @@ class SessionSummary:
     def headline(self) -> str:
         counts = Counter(row["status"] for row in self.rows)
         parts = [f"{counts[status]} {status}" for status in STATUS_ORDER if counts[status]]
-        return f"background tasks: {len(self.rows)} total" + (", " + ", ".join(parts) if parts else "")
+        return f"background tasks: {len(self.rows)} total" + (
+            ", " + ", ".join(parts) if parts else ""
+        )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if _is_xdist_worker(self.config) or not self.config.getoption("bgtasks_report"):
@@ -64,7 +75,9 @@ class SessionSummary:
         write = terminalreporter.write_line
         terminalreporter.section("background tasks")
         write(self.headline())
-        timed = sorted((r for r in self.rows if r["duration"] is not None), key=lambda r: -r["duration"])
+        timed = sorted(
+            (r for r in self.rows if r["duration"] is not None), key=lambda r: -r["duration"]
+        )
         if timed:
             write(f"slowest {min(SLOWEST, len(timed))}:")
             for row in timed[:SLOWEST]:

@@ -33,7 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write every background task of the run to PATH as JSON (for CI dashboards).",
     )
-    parser.addini("bgtasks_mode", "default bgtasks mode: eager (default) or deferred.", default="eager")
+    parser.addini(
+        "bgtasks_mode", "default bgtasks mode: eager (default) or deferred.", default="eager"
+    )
     parser.addini(
         "bgtasks_strict",
         "error a test whose background tasks failed or were dropped unexpectedly (default true).",
@@ -101,7 +103,9 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
     if not options.strict:
         return
     problems = recorder._problems()
-    problems += [renderer.line(call) + "  (still running after teardown waited)" for call in still_running]
+    problems += [
+        renderer.line(call) + "  (still running after teardown waited)" for call in still_running
+    ]
     if problems:
         listing = "\n".join("  " + line for problem in problems for line in problem.splitlines())
         pytest.fail(
@@ -122,7 +126,7 @@ def pytest_runtest_makereport(
     recorder = item.stash.get(RECORDER_KEY, None)
     if recorder is None:
         return
-    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    report: pytest.TestReport = outcome.get_result()
     if report.failed and recorder.calls:
         renderer = item.config.stash[RENDERER_KEY]
         report.sections.append(("background tasks", renderer.block(recorder.calls)))

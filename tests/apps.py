@@ -67,7 +67,9 @@ async def create_item(item_id: int, background_tasks: BackgroundTasks) -> dict[s
 
 
 @app.put("/sync/{name}")
-def sync_endpoint(name: str, background_tasks: BackgroundTasks, _: None = Depends(dependency)) -> dict[str, str]:
+def sync_endpoint(
+    name: str, background_tasks: BackgroundTasks, _: None = Depends(dependency)
+) -> dict[str, str]:
     background_tasks.add_task(sync_task, f"sync endpoint {name}")
     return {"name": name}
 

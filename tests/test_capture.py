@@ -17,7 +17,9 @@ from tests import apps
 from tests.apps import app, async_task, starlette_app, sync_task
 
 
-def test_injected_tasks_are_recorded_with_arguments_and_request(bgtasks: BackgroundTaskRecorder) -> None:
+def test_injected_tasks_are_recorded_with_arguments_and_request(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
     response = TestClient(app).post("/items/42")
 
     assert response.json() == {"id": 42}
@@ -55,7 +57,9 @@ def test_a_response_background_is_recorded(bgtasks: BackgroundTaskRecorder) -> N
     assert call.request is not None and call.request.path == "/plain"
 
 
-def test_tasks_of_a_streaming_response_run_after_the_stream(bgtasks: BackgroundTaskRecorder) -> None:
+def test_tasks_of_a_streaming_response_run_after_the_stream(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
     response = TestClient(app).get("/stream")
 
     assert response.text == "chunk0\nchunk1\nchunk2\n"
@@ -63,9 +67,9 @@ def test_tasks_of_a_streaming_response_run_after_the_stream(bgtasks: BackgroundT
 
 
 def test_file_response_background_is_recorded(bgtasks: BackgroundTaskRecorder, tmp_path) -> None:
+    from starlette.applications import Starlette
     from starlette.responses import FileResponse
     from starlette.routing import Route
-    from starlette.applications import Starlette
 
     path = tmp_path / "report.csv"
     path.write_text("a,b\n1,2\n")
@@ -79,7 +83,9 @@ def test_file_response_background_is_recorded(bgtasks: BackgroundTaskRecorder, t
     assert bgtasks.assert_scheduled(sync_task, "after file").status == "succeeded"
 
 
-def test_test_client_as_context_manager_runs_tasks_on_its_portal(bgtasks: BackgroundTaskRecorder) -> None:
+def test_test_client_as_context_manager_runs_tasks_on_its_portal(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
     with TestClient(app) as client:
         client.post("/items/1")
         client.post("/items/2")
@@ -91,7 +97,9 @@ def test_test_client_as_context_manager_runs_tasks_on_its_portal(bgtasks: Backgr
 
 
 @pytest.mark.anyio
-async def test_async_client_over_asgi_transport(bgtasks: BackgroundTaskRecorder, anyio_backend: str) -> None:
+async def test_async_client_over_asgi_transport(
+    bgtasks: BackgroundTaskRecorder, anyio_backend: str
+) -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.post("/fail")
@@ -104,7 +112,9 @@ async def test_async_client_over_asgi_transport(bgtasks: BackgroundTaskRecorder,
 @pytest.fixture
 def server_url() -> Iterator[str]:
     """The test app served by a real uvicorn in a thread of this process."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -132,10 +142,14 @@ def test_real_server_returns_before_the_task_and_wait_sees_it_finish(
     assert call.duration is not None and call.duration >= 0.5
 
 
-def test_wait_times_out_naming_the_running_task(bgtasks: BackgroundTaskRecorder, server_url: str) -> None:
+def test_wait_times_out_naming_the_running_task(
+    bgtasks: BackgroundTaskRecorder, server_url: str
+) -> None:
     httpx.post(f"{server_url}/slow", params={"seconds": 0.6})
 
-    with pytest.raises(TimeoutError, match=r"still busy after 0.05s:\n#1 slow_task\(seconds=0.6\)  running"):
+    with pytest.raises(
+        TimeoutError, match=r"still busy after 0.05s:\n#1 slow_task\(seconds=0.6\)  running"
+    ):
         bgtasks.wait(timeout=0.05)
     bgtasks.wait(timeout=5)
 

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder, BgTasksWarning
 from tests import apps
-from tests.apps import app, async_task, boom, slow_task, sync_task
+from tests.apps import app, boom
 
 pytestmark = pytest.mark.bgtasks(mode="deferred")
 
@@ -85,7 +85,9 @@ def test_held_tasks_left_at_teardown_are_not_an_error(bgtasks: BackgroundTaskRec
 def test_run_all_timeout_names_the_running_task(bgtasks: BackgroundTaskRecorder) -> None:
     TestClient(app).post("/slow", params={"seconds": 0.5})
 
-    with pytest.raises(TimeoutError, match=r"run_all\(\) timed out after 0.05s while running #1 slow_task"):
+    with pytest.raises(
+        TimeoutError, match=r"run_all\(\) timed out after 0.05s while running #1 slow_task"
+    ):
         bgtasks.run_all(timeout=0.05)
 
 
@@ -171,7 +173,9 @@ def test_deferred_block_holds_only_what_it_schedules(bgtasks: BackgroundTaskReco
     assert [label for label, _ in apps.journal] == ["item 2", "async item 2"]
 
 
-def test_run_all_inside_an_event_loop_points_to_run_all_async(bgtasks: BackgroundTaskRecorder) -> None:
+def test_run_all_inside_an_event_loop_points_to_run_all_async(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
     async def misuse() -> None:
         bgtasks.run_all()
 
@@ -180,8 +184,12 @@ def test_run_all_inside_an_event_loop_points_to_run_all_async(bgtasks: Backgroun
 
 
 @pytest.mark.anyio
-async def test_run_all_async_on_the_test_loop(bgtasks: BackgroundTaskRecorder, anyio_backend: str) -> None:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+async def test_run_all_async_on_the_test_loop(
+    bgtasks: BackgroundTaskRecorder, anyio_backend: str
+) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
         await client.post("/items/4")
     assert apps.journal == []
 
@@ -195,7 +203,9 @@ async def test_run_all_async_on_the_test_loop(bgtasks: BackgroundTaskRecorder, a
 async def test_run_all_async_timeout_cancels_the_running_task(
     bgtasks: BackgroundTaskRecorder, anyio_backend: str
 ) -> None:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
         await client.post("/slow-async", params={"seconds": 5})
 
     with pytest.raises(TimeoutError, match="while running #1 slow_async_task"):

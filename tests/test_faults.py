@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from smtplib import SMTPException
 
 import pytest
@@ -48,7 +47,9 @@ def test_fail_raises_instead_of_running_and_skips_the_rest(
 
 
 def test_fail_by_name_with_times_and_when(bgtasks: BackgroundTaskRecorder) -> None:
-    bgtasks.fail("sync_task", ConnectionError, times=1, when=lambda call: call.arguments["label"] != "item 1")
+    bgtasks.fail(
+        "sync_task", ConnectionError, times=1, when=lambda call: call.arguments["label"] != "item 1"
+    )
     client = TestClient(app)
     for number in (1, 2, 3):
         client.post(f"/items/{number}")
@@ -57,7 +58,9 @@ def test_fail_by_name_with_times_and_when(bgtasks: BackgroundTaskRecorder) -> No
     assert statuses == [("item 1", "succeeded"), ("item 2", "failed"), ("item 3", "succeeded")]
 
 
-def test_fail_after_runs_the_function_then_raises(bgtasks: BackgroundTaskRecorder, mode: str) -> None:
+def test_fail_after_runs_the_function_then_raises(
+    bgtasks: BackgroundTaskRecorder, mode: str
+) -> None:
     bgtasks.fail_after(send_email, TimeoutError("no ack"))
 
     post(bgtasks, mode, "/email/ann@example.com")
@@ -101,7 +104,9 @@ def test_replace_runs_a_substitute_with_the_task_arguments(
     assert bgtasks.calls[0].result == "sent"
 
 
-def test_hang_until_the_test_ends_is_recorded_as_cancelled(pytester: pytest.Pytester, apps_source: str) -> None:
+def test_hang_until_the_test_ends_is_recorded_as_cancelled(
+    pytester: pytest.Pytester, apps_source: str
+) -> None:
     pytester.makepyfile(apps=apps_source)
     pytester.makepyfile(
         """
@@ -128,7 +133,9 @@ def test_hang_until_the_test_ends_is_recorded_as_cancelled(pytester: pytest.Pyte
     pytester.runpytest().assert_outcomes(passed=2)
 
 
-def test_a_fault_that_never_applied_errors_the_test(pytester: pytest.Pytester, apps_source: str) -> None:
+def test_a_fault_that_never_applied_errors_the_test(
+    pytester: pytest.Pytester, apps_source: str
+) -> None:
     pytester.makepyfile(apps=apps_source)
     pytester.makepyfile(
         """
@@ -138,7 +145,9 @@ def test_a_fault_that_never_applied_errors_the_test(pytester: pytest.Pytester, a
     )
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["  fault fail('sned_email', <class 'ValueError'>) was never applied*"])
+    result.stdout.fnmatch_lines(
+        ["  fault fail('sned_email', <class 'ValueError'>) was never applied*"]
+    )
 
 
 def test_faults_do_not_leak_into_the_next_test(pytester: pytest.Pytester, apps_source: str) -> None:
@@ -163,15 +172,43 @@ def test_faults_do_not_leak_into_the_next_test(pytester: pytest.Pytester, apps_s
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda b: b.fail(sync_task, "boom"), TypeError, r"fail\(\) needs an exception instance or class"),
-        (lambda b: b.fail(42, ValueError), TypeError, r"fail\(\) takes the task function or its name"),
-        (lambda b: b.fail(sync_task, ValueError, times=0), ValueError, r"times=...\) takes a positive"),
-        (lambda b: b.fail(sync_task, ValueError, when=1), TypeError, r"when=...\) takes a predicate"),
-        (lambda b: b.delay(sync_task, -1), ValueError, r"delay\(\) takes a latency of zero seconds or more"),
+        (
+            lambda b: b.fail(sync_task, "boom"),
+            TypeError,
+            r"fail\(\) needs an exception instance or class",
+        ),
+        (
+            lambda b: b.fail(42, ValueError),
+            TypeError,
+            r"fail\(\) takes the task function or its name",
+        ),
+        (
+            lambda b: b.fail(sync_task, ValueError, times=0),
+            ValueError,
+            r"times=...\) takes a positive",
+        ),
+        (
+            lambda b: b.fail(sync_task, ValueError, when=1),
+            TypeError,
+            r"when=...\) takes a predicate",
+        ),
+        (
+            lambda b: b.delay(sync_task, -1),
+            ValueError,
+            r"delay\(\) takes a latency of zero seconds or more",
+        ),
         (lambda b: b.delay(sync_task, "1s"), TypeError, r"delay\(\) takes the latency in seconds"),
         (lambda b: b.replace(sync_task, "fake"), TypeError, r"replace\(\) needs a callable"),
     ],
-    ids=["fail-not-exception", "bad-target", "times-zero", "when-not-callable", "negative-delay", "delay-str", "replace-not-callable"],
+    ids=[
+        "fail-not-exception",
+        "bad-target",
+        "times-zero",
+        "when-not-callable",
+        "negative-delay",
+        "delay-str",
+        "replace-not-callable",
+    ],
 )
 def test_bad_fault_arguments_fail_at_once(
     bgtasks: BackgroundTaskRecorder, call: object, error: type[Exception], message: str

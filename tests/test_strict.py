@@ -101,7 +101,9 @@ def test_stream(bgtasks):
     "where",
     ["function", "class", "module", "ini"],
 )
-def test_strict_false_turns_the_check_off_at_every_level(project: pytest.Pytester, where: str) -> None:
+def test_strict_false_turns_the_check_off_at_every_level(
+    project: pytest.Pytester, where: str
+) -> None:
     body = """
     def test_fail(self, bgtasks):
         TestClient(app).post("/fail")
@@ -173,4 +175,6 @@ def test_slow(bgtasks):
     )
     result = project.runpytest()
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["  #1 sleep(*1.0)  running  (still running after teardown waited)"])
+    result.stdout.fnmatch_lines(
+        ["  #1 sleep(*1.0)  running  (still running after teardown waited)"]
+    )

@@ -1,0 +1,134 @@
+"""Assertions on the record: matching by binding, and messages that show what was scheduled."""
+
+from __future__ import annotations
+
+import functools
+from unittest.mock import ANY
+
+import anyio
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from pytest_bgtasks import BackgroundTaskRecorder
+from tests.apps import app, async_task, boom, send_email, sync_task
+
+
+def test_positional_and_keyword_forms_match_each_other(bgtasks: BackgroundTaskRecorder) -> None:
+    TestClient(app).post("/email/ann@example.com")
+
+    bgtasks.assert_scheduled(send_email, "ann@example.com", "Hello")
+    bgtasks.assert_scheduled(send_email, to="ann@example.com")
+    bgtasks.assert_scheduled(send_email, ANY, subject="Hello")
+    bgtasks.assert_scheduled("send_email", subject="Hello")
+    bgtasks.assert_scheduled("tests.apps.send_email", to="ann@example.com")
+    assert bgtasks.assert_scheduled_once(send_email).arguments == {
+        "to": "ann@example.com",
+        "subject": "Hello",
+        "password": "s3cret",
+    }
+
+
+def test_a_mismatch_lists_what_was_scheduled(bgtasks: BackgroundTaskRecorder) -> None:
+    TestClient(app).post("/items/8")
+
+    with pytest.raises(AssertionError) as raised:
+        bgtasks.assert_scheduled(sync_task, "item 9")
+
+    lines = str(raised.value).splitlines()
+    assert lines[0] == "Expected a background task sync_task(label='item 9') to be scheduled."
+    assert lines[1] == "Scheduled tasks (2):"
+    assert lines[2].startswith("#1 sync_task(label='item 8')  succeeded in ")
+    assert lines[3].startswith("#2 async_task(label='async item 8')  succeeded in ")
+    assert lines[3].endswith("POST /items/8 (/items/{item_id})")
+
+
+def test_arguments_that_cannot_fit_the_function_are_a_type_error(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    with pytest.raises(
+        TypeError, match=r"the expected arguments don't fit sync_task\(\): .*unexpected keyword"
+    ):
+        bgtasks.assert_scheduled(sync_task, colour="red")
+    with pytest.raises(TypeError, match="expected positional arguments need the function itself"):
+        bgtasks.assert_scheduled("sync_task", "x")
+
+
+def test_scheduled_once_counts(bgtasks: BackgroundTaskRecorder) -> None:
+    client = TestClient(app)
+    client.post("/items/1")
+    client.post("/items/1")
+
+    with pytest.raises(AssertionError, match="to be scheduled once, it was scheduled 2 times"):
+        bgtasks.assert_scheduled_once(sync_task, "item 1")
+
+
+def test_not_scheduled(bgtasks: BackgroundTaskRecorder) -> None:
+    bgtasks.assert_not_scheduled()
+    TestClient(app).post("/items/1")
+    bgtasks.assert_not_scheduled(boom)
+
+    with pytest.raises(
+        AssertionError, match=r"Expected no background task to be scheduled.\nOffending tasks \(2\)"
+    ):
+        bgtasks.assert_not_scheduled()
+    with pytest.raises(AssertionError, match=r"Expected no call to async_task to be scheduled"):
+        bgtasks.assert_not_scheduled(async_task)
+
+
+def test_all_succeeded_and_failed(bgtasks: BackgroundTaskRecorder) -> None:
+    TestClient(app).post("/fail")
+
+    with pytest.raises(
+        AssertionError, match=r"Expected every background task to succeed, 2 did not"
+    ):
+        bgtasks.assert_all_succeeded()
+    with pytest.raises(AssertionError, match=r"Expected boom to fail with ValueError"):
+        bgtasks.assert_failed(boom, ValueError)
+    with pytest.raises(
+        AssertionError, match=r"Expected boom to fail with RuntimeError matching 'other'"
+    ):
+        bgtasks.assert_failed(boom, RuntimeError, match="other")
+    assert bgtasks.assert_failed(boom, RuntimeError, match="task").status == "failed"
+    assert bgtasks.failed == bgtasks.calls_to(boom)
+
+
+def test_partials_are_matched_through(bgtasks: BackgroundTaskRecorder) -> None:
+    from starlette.background import BackgroundTask
+
+    task = BackgroundTask(functools.partial(sync_task, "bound"))
+    anyio.run(task)
+
+    assert bgtasks.calls_to(sync_task)[0].name == "sync_task"
+    assert bgtasks.calls[0].request is None
+
+
+def test_pending_and_dropped_empty_message(bgtasks: BackgroundTaskRecorder) -> None:
+    with pytest.raises(
+        AssertionError,
+        match=r"Expected a background task to be dropped without running.\n.*\n\(no background task was scheduled\)",
+    ):
+        bgtasks.assert_dropped()
+
+
+@pytest.mark.anyio
+async def test_150_concurrent_requests_lose_no_record(
+    bgtasks: BackgroundTaskRecorder, anyio_backend: str
+) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        anyio.create_task_group() as group,
+    ):
+        for number in range(150):
+            group.start_soon(client.post, f"/items/{number}")
+
+    assert len(bgtasks.calls) == 300
+    assert len(bgtasks.succeeded) == 300
+    assert sorted(call.index for call in bgtasks.calls) == list(range(1, 301))
+    labels = {call.arguments["label"] for call in bgtasks.calls_to(sync_task)}
+    assert labels == {f"item {number}" for number in range(150)}
+    assert {call.request.path for call in bgtasks.calls if call.request} == {
+        f"/items/{n}" for n in range(150)
+    }
+    assert bgtasks.max_concurrency > 1

@@ -1,0 +1,106 @@
+"""The marker and ini options: documented, validated, and merged from module to function."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ("bgtasks(mode='lazy')", "*bgtasks mode must be one of 'eager', 'deferred', got 'lazy'*"),
+        ("bgtasks(strcit=False)", "*unknown keyword(s) strcit; valid ones are mode and strict*"),
+        ("bgtasks('deferred')", "*takes keyword arguments only (mode=..., strict=...)*"),
+        ("bgtasks(strict='no')", "*bgtasks strict must be True or False, got 'no'*"),
+    ],
+)
+def test_a_bad_marker_is_a_clear_error(
+    pytester: pytest.Pytester, marker: str, message: str
+) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.{marker}
+        def test_it(bgtasks):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([message])
+
+
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        ("bgtasks_mode = later", "*bgtasks mode must be one of 'eager', 'deferred', got 'later'*"),
+        (
+            "bgtasks_teardown_timeout = soon",
+            "*bgtasks_teardown_timeout must be a number of seconds*",
+        ),
+    ],
+)
+def test_a_bad_ini_value_is_a_usage_error(
+    pytester: pytest.Pytester, ini: str, message: str
+) -> None:
+    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makepyfile("def test_it(bgtasks): pass")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_ini_mode_deferred_is_the_default_and_markers_override_it(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nbgtasks_mode = deferred\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_default(bgtasks):
+            assert bgtasks.mode == "deferred"
+
+        @pytest.mark.bgtasks(mode="eager")
+        class TestEager:
+            def test_class(self, bgtasks):
+                assert bgtasks.mode == "eager"
+
+            @pytest.mark.bgtasks(mode="deferred")
+            def test_nearest(self, bgtasks):
+                assert bgtasks.mode == "deferred"
+        """
+    )
+    pytester.runpytest("--strict-markers").assert_outcomes(passed=3)
+
+
+def test_marker_is_registered_and_documented(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.bgtasks(*, mode='eager', strict=True): configure the bgtasks fixture*"]
+    )
+
+
+def test_help_lists_the_options_and_ini_keys(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "background tasks (pytest-bgtasks):",
+            "  --bgtasks-report*",
+            "  --bgtasks-json=PATH*",
+        ]
+    )
+    for key in ("bgtasks_mode", "bgtasks_strict", "bgtasks_redact", "bgtasks_teardown_timeout"):
+        result.stdout.fnmatch_lines([f"  {key} (*"])
+
+
+def test_fixture_docstring_shows_in_pytest_fixtures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_it(): pass")
+    result = pytester.runpytest("--fixtures")
+    result.stdout.fnmatch_lines(
+        [
+            "bgtasks -- *pytest_bgtasks/plugin.py:*",
+            "    Record the background tasks that Starlette/FastAPI apps schedule*",
+        ]
+    )
