@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -21,11 +20,8 @@ from starlette.background import BackgroundTask, BackgroundTasks
 from starlette.types import Message, Receive, Scope, Send
 
 from pytest_bgtasks._execution import execute
-from pytest_bgtasks._record import RequestInfo
+from pytest_bgtasks._record import RequestInfo, current_request
 from pytest_bgtasks._recorder import BackgroundTaskRecorder
-
-#: The request being handled by the outermost Starlette app in this context.
-current_request: ContextVar[RequestInfo | None] = ContextVar("bgtasks_request", default=None)
 
 _PATCHED = (
     (BackgroundTask, "__init__"),

@@ -6,6 +6,7 @@ import functools
 import inspect
 import traceback
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any, Literal
 
 Status = Literal[
@@ -50,6 +51,10 @@ class RequestInfo:
 
     def __repr__(self) -> str:
         return f"<RequestInfo {self}>"
+
+
+#: The request being handled by the outermost Starlette app in this context.
+current_request: ContextVar[RequestInfo | None] = ContextVar("bgtasks_request", default=None)
 
 
 def callable_name(func: Any) -> str:

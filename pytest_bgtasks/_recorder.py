@@ -27,7 +27,7 @@ from pytest_bgtasks._matching import (
     expected_arguments,
     refers_to,
 )
-from pytest_bgtasks._record import RequestInfo, TaskCall
+from pytest_bgtasks._record import RequestInfo, TaskCall, current_request
 from pytest_bgtasks._rendering import Renderer
 from pytest_bgtasks._replay import in_event_loop, replay_async, replay_blocking
 from pytest_bgtasks._warnings import BgTasksWarning
@@ -389,8 +389,6 @@ class BackgroundTaskRecorder:
     # -- the hooks interception calls -------------------------------------------------------
 
     def _schedule(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskCall:
-        from pytest_bgtasks._interception import current_request
-
         request = current_request.get()
         call = TaskCall(next(self._numbers), func, args, kwargs, request, time.monotonic())
         self._calls.append(call)

@@ -73,17 +73,22 @@ class SessionSummary:
         if _is_xdist_worker(self.config) or not self.config.getoption("bgtasks_report"):
             return
         write = terminalreporter.write_line
+        verbosity = self.config.getoption("verbose")
         terminalreporter.section("background tasks")
         write(self.headline())
+        if verbosity > 0:
+            write("every task, by test:")
+            for row in self.rows:
+                write(f"  {row['test']}  #{row['index']} {row['task']}  {row['status']}")
         timed = sorted(
             (r for r in self.rows if r["duration"] is not None), key=lambda r: -r["duration"]
         )
-        if timed:
+        if timed and verbosity == 0:
             write(f"slowest {min(SLOWEST, len(timed))}:")
             for row in timed[:SLOWEST]:
                 write(f"  {row['duration']:.3f}s  {row['task']}  {row['test']}")
         troubled = [r for r in self.rows if r["status"] in FINAL_STATUSES - {"succeeded"}]
-        if troubled:
+        if troubled and verbosity >= 0:
             write("not succeeded, by test:")
             for test in dict.fromkeys(row["test"] for row in troubled):
                 write(f"  {test}")

@@ -64,6 +64,32 @@ def test_session_summary_counts_every_task(project: pytest.Pytester) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("flag", "shown", "hidden"),
+    [
+        ("-q", [], ["slowest*", "not succeeded, by test:"]),
+        (
+            "-v",
+            [
+                "every task, by test:",
+                "  test_suite.py::test_items?0?  #1 sync_task(label='item 0')  succeeded",
+            ],
+            ["slowest*"],
+        ),
+    ],
+    ids=["quiet", "verbose"],
+)
+def test_summary_respects_verbosity(
+    project: pytest.Pytester, flag: str, shown: list[str], hidden: list[str]
+) -> None:
+    result = project.runpytest("--bgtasks-report", flag, "-k", "not email")
+    result.stdout.fnmatch_lines(
+        ["background tasks: 11 total, 9 succeeded, 1 failed, 1 skipped", *shown]
+    )
+    for line in hidden:
+        result.stdout.no_fnmatch_line(line)
+
+
 def test_summary_adds_up_across_xdist_workers(project: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     result = project.runpytest_subprocess("-n", "2", "--bgtasks-report", "-k", "not email")

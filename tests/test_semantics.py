@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from fastapi import BackgroundTasks, FastAPI, Request, Response
+from starlette.middleware.base import RequestResponseEndpoint
+from starlette.responses import PlainTextResponse
 from starlette.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder
@@ -79,3 +84,59 @@ def test_websocket_tasks_never_run(bgtasks: BackgroundTaskRecorder) -> None:
 def test_without_the_fixture_test_client_reraises_the_task_error() -> None:
     with pytest.raises(RuntimeError, match="task boom"):
         TestClient(app).post("/fail")
+
+
+def _failing_app() -> FastAPI:
+    failing = FastAPI()
+
+    @failing.post("/fail")
+    async def fail(background_tasks: BackgroundTasks) -> dict[str, bool]:
+        background_tasks.add_task(boom, "behind middleware")
+        background_tasks.add_task(sync_task, "never")
+        return {"ok": True}
+
+    return failing
+
+
+def _with_http_middleware(app: FastAPI) -> FastAPI:
+    @app.middleware("http")
+    async def passthrough(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        return await call_next(request)
+
+    return app
+
+
+def _with_exception_handler(app: FastAPI) -> FastAPI:
+    @app.exception_handler(RuntimeError)
+    async def on_error(request: Request, exc: RuntimeError) -> Response:
+        return PlainTextResponse("handled", status_code=500)
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [_with_http_middleware, _with_exception_handler],
+    ids=["base-http-middleware", "exception-handler"],
+)
+def test_failures_are_contained_through_middleware_and_handlers(
+    bgtasks: BackgroundTaskRecorder, wrap: Callable[[FastAPI], FastAPI]
+) -> None:
+    response = TestClient(wrap(_failing_app())).post("/fail")
+
+    assert response.json() == {"ok": True}
+    bgtasks.assert_failed(boom, RuntimeError, match="behind middleware")
+    assert bgtasks.calls_to(sync_task)[0].status == "skipped"
+
+
+def test_an_error_that_is_not_a_task_failure_still_reaches_the_client(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    broken = FastAPI()
+
+    @broken.get("/broken")
+    async def endpoint() -> None:
+        raise LookupError("endpoint bug")
+
+    with pytest.raises(LookupError, match="endpoint bug"):
+        TestClient(broken).get("/broken")
