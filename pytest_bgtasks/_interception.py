@@ -30,27 +30,34 @@ _PATCHED = (
     (BackgroundTasks, "add_task"),
     (Starlette, "__call__"),
 )
-_MARK = "_bgtasks_patch"
+_ORIGINAL = "_bgtasks_original"
 
 
 @contextmanager
 def intercept(recorder: BackgroundTaskRecorder) -> Iterator[BackgroundTaskRecorder]:
     """Feed ``recorder`` every task scheduled in this process until the block ends."""
-    if getattr(BackgroundTask.__dict__["__call__"], _MARK, False):
+    if hasattr(BackgroundTask.__dict__["__call__"], _ORIGINAL):
         raise RuntimeError(
             "background tasks are already being recorded: only one bgtasks recorder can be"
             " active at a time"
         )
-    originals = [(owner, name, owner.__dict__[name]) for owner, name in _PATCHED]
-    for (owner, name), patch in zip(
-        _PATCHED, _patches(recorder, [o for *_, o in originals]), strict=True
+    originals = [owner.__dict__[name] for owner, name in _PATCHED]
+    for (owner, name), original, patch in zip(
+        _PATCHED, originals, _patches(recorder, originals), strict=True
     ):
-        setattr(patch, _MARK, True)
+        setattr(patch, _ORIGINAL, original)
         setattr(owner, name, patch)
     try:
         yield recorder
     finally:
-        for owner, name, original in originals:
+        remove_patches()
+
+
+def remove_patches() -> None:
+    """Put Starlette's own methods back wherever a recorder's patch is still in place."""
+    for owner, name in _PATCHED:
+        original = getattr(owner.__dict__[name], _ORIGINAL, None)
+        if original is not None:
             setattr(owner, name, original)
 
 

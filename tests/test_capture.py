@@ -160,6 +160,20 @@ def test_test_client_on_httpx2_is_recorded_too(bgtasks: BackgroundTaskRecorder) 
     assert len(bgtasks.succeeded) == 2
 
 
+def test_patches_are_removed_when_the_run_is_interrupted(pytester: pytest.Pytester) -> None:
+    original = BackgroundTask.__call__
+    pytester.makepyfile(
+        """
+        def test_interrupted(bgtasks):
+            raise KeyboardInterrupt
+        """
+    )
+    result = pytester.inline_run(no_reraise_ctrlc=True)
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert BackgroundTask.__call__ is original
+
+
 def test_patches_are_removed_after_the_test(pytester: pytest.Pytester, apps_source: str) -> None:
     pytester.makepyfile(apps=apps_source)
     pytester.makepyfile(
