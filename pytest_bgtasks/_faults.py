@@ -52,16 +52,18 @@ class Fault:
         #: How many task runs this fault was applied to.
         self.applied = 0
         self._released = threading.Event()
+        self._counting = threading.Lock()
 
     def claims(self, call: TaskCall) -> bool:
         """True, and counted, when this fault applies to this run of ``call``."""
-        if self.times is not None and self.applied >= self.times:
-            return False
         if not refers_to(call, self.target):
             return False
         if self.when is not None and not self.when(call):
             return False
-        self.applied += 1
+        with self._counting:  # concurrent runs must not overshoot ``times``
+            if self.times is not None and self.applied >= self.times:
+                return False
+            self.applied += 1
         return True
 
     def release(self) -> None:

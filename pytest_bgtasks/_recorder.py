@@ -6,6 +6,7 @@ import heapq
 import itertools
 import re
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -54,6 +55,7 @@ class BackgroundTaskRecorder:
         self._numbers = itertools.count(1)
         self._ledger = Ledger()
         self._held: list[tuple[int, TaskCall]] = []
+        self._held_lock = threading.Lock()  # apps under uvicorn hold from their own thread
         self._faults: list[Fault] = []
         #: Task failures by ``id(exception)``, so the app's error path can tell them apart.
         self._failures: dict[int, TaskCall] = {}
@@ -265,26 +267,29 @@ class BackgroundTaskRecorder:
                 f"run() takes a task held in deferred mode, but {call!r} is not held"
                 f" (status {call.status!r})"
             )
-        self._held = [(index, held) for index, held in self._held if held is not call]
-        heapq.heapify(self._held)
+        with self._held_lock:
+            self._held = [(index, held) for index, held in self._held if held is not call]
+            heapq.heapify(self._held)
         self._warn_if_dependencies_closed(call)
         replay_blocking(self._run_held, call, None)
         return call
 
     def discard(self) -> list[TaskCall]:
         """Throw the held tasks away, as a crash after the response would; return them."""
-        discarded = self.held
+        with self._held_lock:
+            discarded = [call for _, call in sorted(self._held) if call.status == "scheduled"]
+            self._held.clear()
         for call in discarded:
             call.status = "discarded"
             call.reason = "discarded by the test, never ran"
-        self._held.clear()
         return discarded
 
     def _next_held(self) -> TaskCall | None:
-        while self._held:
-            _, call = heapq.heappop(self._held)
-            if call.status == "scheduled":
-                return call
+        with self._held_lock:
+            while self._held:
+                _, call = heapq.heappop(self._held)
+                if call.status == "scheduled":
+                    return call
         return None
 
     def _warn_if_dependencies_closed(self, call: TaskCall) -> None:
@@ -398,7 +403,8 @@ class BackgroundTaskRecorder:
 
     def _hold(self, call: TaskCall) -> None:
         call.token = anyio.lowlevel.current_token()
-        heapq.heappush(self._held, (call.index, call))
+        with self._held_lock:
+            heapq.heappush(self._held, (call.index, call))
 
     def _skip_rest_of_batch(self, failed: TaskCall) -> None:
         tasks = getattr(failed.batch, "tasks", ())

@@ -91,7 +91,10 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
     the test, unless expected. Configure with ``@pytest.mark.bgtasks(mode=..., strict=...)``.
     """
     config = request.config
-    options = config.stash[DEFAULTS_KEY].merged(request.node)
+    try:
+        options = config.stash[DEFAULTS_KEY].merged(request.node)
+    except (TypeError, ValueError) as error:
+        pytest.fail(f"pytest-bgtasks: {error}", pytrace=False)
     renderer = config.stash[RENDERER_KEY]
     recorder = BackgroundTaskRecorder(mode=options.mode, renderer=renderer)
     request.node.stash[RECORDER_KEY] = recorder
