@@ -1,0 +1,69 @@
+"""The FastAPI app: one endpoint per scenario of the seeds, all settings from ``get_settings``.
+
+Run it with ``uvicorn example_app.main:app``; configure it with ``EXAMPLE_*`` variables
+(see ``settings.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import uuid4
+
+from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException
+
+from example_app import db
+from example_app.background import BackgroundJSONResponse
+from example_app.settings import Settings, get_settings
+from example_app.tasks import process_data, send_email, write_log
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+app = FastAPI(title="pytest-bgtasks example app")
+
+
+@app.post("/process/", status_code=202)
+def process_endpoint(
+    data: list[dict[str, Any]], background_tasks: BackgroundTasks, settings: SettingsDep
+) -> BackgroundJSONResponse:
+    """Seed 000: take a list of records, process it with pandas in the background."""
+    if len(data) > settings.max_records:
+        raise HTTPException(
+            status_code=413,
+            detail=f"at most {settings.max_records} records per request, got {len(data)}",
+        )
+    job_id = uuid4().hex
+    db.create_job(settings.database_path, settings.database_timeout, job_id, len(data))
+    background_tasks.add_task(process_data, job_id, data, settings)
+    return BackgroundJSONResponse(
+        {"message": "Data is being processed", "job_id": job_id}, settings, status_code=202
+    )
+
+
+@app.get("/jobs/{job_id}")
+def read_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
+    """A ``/process/`` job: ``pending`` until its task ran, then ``done`` or ``failed``."""
+    job = db.read_job(settings.database_path, settings.database_timeout, job_id)
+    if job is None:
+        raise HTTPException(status_code=404, detail=f"no job {job_id}")
+    return job
+
+
+@app.post("/send-notification/{email}")
+async def send_notification(
+    email: str, background_tasks: BackgroundTasks, settings: SettingsDep
+) -> BackgroundJSONResponse:
+    """Seed 001: log "Notification sent to {email}" after a delay, in the background."""
+    message = f"Notification sent to {email}"
+    background_tasks.add_task(write_log, message, settings.log_path, settings.notify_delay)
+    return BackgroundJSONResponse({"message": "Notification sent in the background"}, settings)
+
+
+@app.post("/email/{to_email}")
+async def send_email_route(
+    to_email: str, background_tasks: BackgroundTasks, settings: SettingsDep
+) -> BackgroundJSONResponse:
+    """Seed 001: send an e-mail through the configured SMTP server, in the background."""
+    subject = "Test Email"
+    body = "This is a test email sent from FastAPI."
+    background_tasks.add_task(send_email, to_email, subject, body, settings)
+    return BackgroundJSONResponse({"message": "Email sent in the background"}, settings)
