@@ -17,7 +17,8 @@ def yield_dependencies(request: RequestInfo) -> list[str]:
     while pending:
         dependant: Any = pending.pop()
         call = getattr(dependant, "call", None)
-        if call is not None and _is_generator(call):
+        closes_early = getattr(dependant, "scope", None) == "function"  # before tasks anyway
+        if call is not None and not closes_early and _is_generator(call):
             found.append(getattr(call, "__qualname__", repr(call)))
         pending.extend(getattr(dependant, "dependencies", ()))
     return sorted(set(found))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from starlette._utils import is_async_callable
@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 
 
 class Ledger:
-    """Counts requests in flight and running tasks, so ``wait()`` knows when all is idle."""
+    """Counts what is in flight and what runs, so ``wait()`` knows when all is idle.
+
+    ``busy`` counts requests being handled and tasks handed over to run (a sync task queued
+    for a worker thread included); ``running`` counts tasks whose function has started.
+    """
 
     def __init__(self) -> None:
         self._idle = threading.Condition(threading.Lock())
@@ -27,20 +31,27 @@ class Ledger:
         self.running = 0
         self.max_running = 0
 
-    def enter(self, *, task: bool) -> None:
+    def enter(self) -> None:
         with self._idle:
             self.busy += 1
-            if task:
-                self.running += 1
-                self.max_running = max(self.max_running, self.running)
 
-    def leave(self, *, task: bool) -> None:
+    def leave(self) -> None:
         with self._idle:
             self.busy -= 1
-            if task:
-                self.running -= 1
             if self.busy == 0:
                 self._idle.notify_all()
+
+    def start(self, call: TaskCall) -> None:
+        call.status = "running"
+        call.started_at = time.monotonic()
+        with self._idle:
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+
+    def stop(self, call: TaskCall) -> None:
+        call.finished_at = time.monotonic()
+        with self._idle:
+            self.running -= 1
 
     def wait_idle(self, timeout: float | None) -> bool:
         with self._idle:
@@ -50,48 +61,69 @@ class Ledger:
 async def execute(recorder: BackgroundTaskRecorder, call: TaskCall, *, reraise: bool) -> None:
     """Run ``call`` now on this loop: async functions here, sync ones in the worker threadpool.
 
-    A failure is recorded, skips the rest of its response's tasks, and is re-raised when
-    ``reraise`` (the live path, so the app sees it as Starlette would make it see it).
+    A failure is recorded and skips the rest of its response's tasks. It is re-raised when
+    ``reraise`` (the live path, so the app sees it as Starlette makes it see it), and always
+    when it is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``), as Starlette would.
     """
     func: Callable[..., Any] = call.func
     is_async = is_async_callable(func)
     fault = recorder._claim_fault(call)
     if fault is not None:
         call.fault = str(fault)
-        call.expected = fault.kind in ("fail", "fail_after", "hang")
         func, is_async = fault.body(func, is_async)
     ledger = recorder._ledger
-    call.status = "running"
-    call.started_at = time.monotonic()
-    ledger.enter(task=True)
+    ledger.enter()
     try:
         if is_async:
-            call.result = await func(*call.args, **call.kwargs)
+            call.result = await _run_async(ledger, call, func)
         else:
-            call.result = await run_in_threadpool(func, *call.args, **call.kwargs)
+            call.result = await run_in_threadpool(_run_sync, ledger, call, func)
     except BaseException as exc:
-        if _book_failure(recorder, call, exc, fault):
-            if reraise:
-                raise
-        elif not isinstance(exc, FaultReleased):
-            raise  # cancellation always goes on up
+        outcome = _book_failure(recorder, call, exc, fault)
+        if outcome == "cancelled" or (
+            outcome == "failed" and (reraise or not isinstance(exc, Exception))
+        ):
+            raise
     else:
         call.status = "succeeded"
     finally:
-        call.finished_at = time.monotonic()
-        ledger.leave(task=True)
+        ledger.leave()
+
+
+async def _run_async(ledger: Ledger, call: TaskCall, func: Callable[..., Any]) -> Any:
+    ledger.start(call)
+    try:
+        return await func(*call.args, **call.kwargs)
+    finally:
+        ledger.stop(call)
+
+
+def _run_sync(ledger: Ledger, call: TaskCall, func: Callable[..., Any]) -> Any:
+    ledger.start(call)  # in the worker thread: a task queued for a thread is not running yet
+    try:
+        return func(*call.args, **call.kwargs)
+    finally:
+        ledger.stop(call)
 
 
 def _book_failure(
     recorder: BackgroundTaskRecorder, call: TaskCall, exc: BaseException, fault: Fault | None
-) -> bool:
-    """Record how ``call`` ended: True for a failure, False for a cancellation."""
-    if isinstance(exc, (FaultReleased, anyio.get_cancelled_exc_class())):
+) -> Literal["failed", "cancelled", "released"]:
+    """Record how ``call`` ended, and skip the rest of its response as Starlette would."""
+    if isinstance(exc, FaultReleased):
         call.status = "cancelled"
-        call.reason = "hung by fault until the test ended" if fault else "cancelled while running"
-        return False
+        call.reason = "hung by fault until the test ended"
+        call.expected = True
+        recorder._skip_rest_of_batch(call)
+        return "released"
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        call.status = "cancelled"
+        call.reason = "cancelled while running"
+        call.expected = fault is not None and fault.kind == "hang"
+        return "cancelled"
     call.status = "failed"
     call.exception = exc
+    call.expected = fault is not None and fault.raised(exc)
     recorder._failures[id(exc)] = call
     recorder._skip_rest_of_batch(call)
-    return True
+    return "failed"

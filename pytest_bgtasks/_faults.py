@@ -53,6 +53,7 @@ class Fault:
         self.applied = 0
         self._released = threading.Event()
         self._counting = threading.Lock()
+        self._raised: list[BaseException] = []
 
     def claims(self, call: TaskCall) -> bool:
         """True, and counted, when this fault applies to this run of ``call``."""
@@ -116,12 +117,16 @@ class Fault:
         if self.kind == "fail_after":
             self._raise()
 
+    def raised(self, exception: BaseException) -> bool:
+        """True when ``exception`` is one this fault raised (not the task's own error)."""
+        return any(raised is exception for raised in self._raised)
+
     def _raise(self) -> None:
         exception = self.exception
-        if isinstance(exception, type):
-            raise exception()
         assert exception is not None
-        raise exception.with_traceback(None)
+        instance = exception() if isinstance(exception, type) else exception
+        self._raised.append(instance)
+        raise instance.with_traceback(None)
 
     def __str__(self) -> str:
         if self.kind in ("fail", "fail_after"):

@@ -64,7 +64,9 @@ def remove_patches() -> None:
 def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Callable[..., Any]]:
     task_init, task_call, tasks_init, add_task, app_call = originals
 
-    def __init__(task: BackgroundTask, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        task: BackgroundTask, func: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> None:
         task_init(task, func, *args, **kwargs)
         task._bgtasks_call = recorder._schedule(func, args, kwargs)  # type: ignore[attr-defined]
 
@@ -73,7 +75,9 @@ def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Cal
         if call is None:  # made before recording started
             await task_call(task)
             return
-        if call.status != "scheduled":  # one task object run again: a new record
+        if call.status == "skipped":  # an earlier task of this response failed
+            return
+        if call.status != "scheduled" or call.held:  # one task object run again: a new record
             batch, call = call.batch, recorder._schedule(task.func, task.args, task.kwargs)
             call.batch = batch
             task._bgtasks_call = call  # type: ignore[attr-defined]
@@ -86,7 +90,7 @@ def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Cal
             await execute(recorder, call, reraise=True)
 
     def tasks_init_patch(
-        tasks: BackgroundTasks, tasks_arg: Sequence[BackgroundTask] | None = None
+        tasks: BackgroundTasks, tasks_arg: Sequence[BackgroundTask] | None = None, /
     ) -> None:
         tasks_init(tasks, tasks_arg)
         for task in tasks.tasks:
@@ -95,7 +99,7 @@ def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Cal
                 call.batch = tasks
 
     def add_task_patch(
-        tasks: BackgroundTasks, func: Callable[..., Any], *args: Any, **kwargs: Any
+        tasks: BackgroundTasks, func: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> None:
         add_task(tasks, func, *args, **kwargs)
         call = getattr(tasks.tasks[-1], "_bgtasks_call", None)
@@ -114,7 +118,7 @@ def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Cal
                 request.status_code = message["status"]
             await send(message)
 
-        recorder._ledger.enter(task=False)
+        recorder._ledger.enter()
         try:
             await app_call(app, scope, receive, observed_send)
         except BaseException as exc:
@@ -126,6 +130,6 @@ def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Cal
         finally:
             current_request.reset(reset)
             recorder._request_finished(request)
-            recorder._ledger.leave(task=False)
+            recorder._ledger.leave()
 
     return [__init__, __call__, tasks_init_patch, add_task_patch, app_patch]

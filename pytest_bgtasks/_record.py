@@ -160,6 +160,11 @@ class TaskCall:
         return "".join(traceback.format_exception(self.exception))
 
     @property
+    def held(self) -> bool:
+        """True while deferred mode holds this task for the test to run."""
+        return self.status == "scheduled" and self.token is not None
+
+    @property
     def is_async(self) -> bool:
         from starlette._utils import is_async_callable
 

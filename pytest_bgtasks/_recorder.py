@@ -53,6 +53,7 @@ class BackgroundTaskRecorder:
         self._renderer = renderer or Renderer()
         self._calls: list[TaskCall] = []
         self._numbers = itertools.count(1)
+        self._scheduling = threading.Lock()  # numbers and order agree across threads
         self._ledger = Ledger()
         self._held: list[tuple[int, TaskCall]] = []
         self._held_lock = threading.Lock()  # apps under uvicorn hold from their own thread
@@ -226,10 +227,10 @@ class BackgroundTaskRecorder:
         self._refuse_in_loop("run_all", "await bgtasks.run_all_async()")
         deadline = None if timeout is None else time.monotonic() + timeout
         ran: list[TaskCall] = []
-        while (call := self._next_held()) is not None:
-            self._warn_if_dependencies_closed(call)
+        while (call := self._take_held()) is not None:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             if not replay_blocking(self._run_held, call, remaining):
+                call.expected = call.status == "cancelled"  # the test sees the TimeoutError
                 raise TimeoutError(self._timeout_message("run_all", timeout, call))
             ran.append(call)
         return ran
@@ -240,8 +241,7 @@ class BackgroundTaskRecorder:
         call: TaskCall | None = None
         try:
             with anyio.fail_after(timeout):
-                while (call := self._next_held()) is not None:
-                    self._warn_if_dependencies_closed(call)
+                while (call := self._take_held()) is not None:
                     await replay_async(self._run_held, call)
                     ran.append(call)
         except TimeoutError:
@@ -253,9 +253,8 @@ class BackgroundTaskRecorder:
     def run_next(self) -> TaskCall | None:
         """Run the first held task; return it, or None when nothing is held."""
         self._refuse_in_loop("run_next", "await bgtasks.run_all_async()")
-        call = self._next_held()
+        call = self._take_held()
         if call is not None:
-            self._warn_if_dependencies_closed(call)
             replay_blocking(self._run_held, call, None)
         return call
 
@@ -267,10 +266,10 @@ class BackgroundTaskRecorder:
                 f"run() takes a task held in deferred mode, but {call!r} is not held"
                 f" (status {call.status!r})"
             )
+        self._warn_if_dependencies_closed(call)
         with self._held_lock:
             self._held = [(index, held) for index, held in self._held if held is not call]
             heapq.heapify(self._held)
-        self._warn_if_dependencies_closed(call)
         replay_blocking(self._run_held, call, None)
         return call
 
@@ -284,6 +283,21 @@ class BackgroundTaskRecorder:
             call.reason = "discarded by the test, never ran"
         return discarded
 
+    def _take_held(self) -> TaskCall | None:
+        """The next held task, after warning about it; a warning raised keeps it held."""
+        call = self._next_held()
+        if call is not None:
+            try:
+                self._warn_if_dependencies_closed(call)
+            except BaseException:
+                self._push_held(call)
+                raise
+        return call
+
+    def _push_held(self, call: TaskCall) -> None:
+        with self._held_lock:
+            heapq.heappush(self._held, (call.index, call))
+
     def _next_held(self) -> TaskCall | None:
         with self._held_lock:
             while self._held:
@@ -296,7 +310,6 @@ class BackgroundTaskRecorder:
         request = call.request
         if request is None or id(request) in self._warned_requests:
             return
-        self._warned_requests.add(id(request))
         names = yield_dependencies(request)
         if names:
             warnings.warn(
@@ -305,8 +318,9 @@ class BackgroundTaskRecorder:
                 " (FastAPI >= 0.118 runs tasks before they close). A task that uses their"
                 " resources may fail here only: test it in eager mode.",
                 BgTasksWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
+        self._warned_requests.add(id(request))
 
     async def _run_held(self, call: TaskCall) -> None:
         await execute(self, call, reraise=False)
@@ -370,7 +384,12 @@ class BackgroundTaskRecorder:
     def hang(
         self, func_or_name: Target, *, times: int | None = None, when: Predicate | None = None
     ) -> Fault:
-        """Make matching runs hang until cancelled, or until the test ends (then "cancelled")."""
+        """Make matching runs hang until cancelled, or until the test ends (then "cancelled").
+
+        Pair it with something that returns while the task hangs: deferred mode with a
+        ``run_all(timeout=...)``, or a real server. A plain ``TestClient`` waits for its tasks,
+        so ``client.post()`` would never return.
+        """
         return self._add_fault("hang", func_or_name, times, when)
 
     def _add_fault(
@@ -395,16 +414,16 @@ class BackgroundTaskRecorder:
 
     def _schedule(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskCall:
         request = current_request.get()
-        call = TaskCall(next(self._numbers), func, args, kwargs, request, time.monotonic())
-        self._calls.append(call)
+        with self._scheduling:
+            call = TaskCall(next(self._numbers), func, args, kwargs, request, time.monotonic())
+            self._calls.append(call)
         if request is not None:
             request.calls.append(call)
         return call
 
     def _hold(self, call: TaskCall) -> None:
         call.token = anyio.lowlevel.current_token()
-        with self._held_lock:
-            heapq.heappush(self._held, (call.index, call))
+        self._push_held(call)
 
     def _skip_rest_of_batch(self, failed: TaskCall) -> None:
         tasks = getattr(failed.batch, "tasks", ())
@@ -417,17 +436,21 @@ class BackgroundTaskRecorder:
                 call.reason = f"skipped: #{failed.index} {failed.name} failed before it"
 
     def _caused_by_task_failure(self, exc: BaseException) -> bool:
-        """True when ``exc`` is, wraps, or groups only recorded task failures."""
+        """True when ``exc`` is, wraps (``raise ... from``), or groups only task failures.
+
+        Only ``Exception`` is contained: ``SystemExit`` and ``KeyboardInterrupt`` go on up.
+        """
+        if not isinstance(exc, Exception):
+            return False
         if id(exc) in self._failures:
             return True
         if isinstance(exc, BaseExceptionGroup):
             return all(self._caused_by_task_failure(inner) for inner in exc.exceptions)
-        cause = exc.__cause__ or exc.__context__
-        return cause is not None and self._caused_by_task_failure(cause)
+        return exc.__cause__ is not None and self._caused_by_task_failure(exc.__cause__)
 
     def _request_finished(self, request: RequestInfo) -> None:
         for call in request.calls:
-            if call.status == "scheduled" and call.token is None:
+            if call.status == "scheduled" and not call.held:
                 call.status = "dropped"
                 call.reason = _drop_reason(request, call)
 
@@ -450,7 +473,7 @@ class BackgroundTaskRecorder:
                 continue
             if call.status in ("failed", "dropped", "cancelled"):
                 problems.append(render.block([call]))
-            elif call.status == "scheduled" and call.token is None and call.request is None:
+            elif call.status == "scheduled" and not call.held and call.request is None:
                 problems.append(render.line(call) + "  (never handed to a response, never ran)")
         names = ", ".join(sorted({call.name for call in self._calls})) or "none"
         for fault in self._faults:

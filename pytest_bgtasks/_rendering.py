@@ -66,8 +66,7 @@ class Renderer:
 
     def line(self, call: TaskCall) -> str:
         """``#1 write_log(message='hi')  succeeded in 2.00s  POST /send  [fault]``."""
-        held = call.status == "scheduled" and call.token is not None
-        parts = [f"#{call.index} {self.signature(call)}", "held" if held else call.status]
+        parts = [f"#{call.index} {self.signature(call)}", "held" if call.held else call.status]
         if call.duration is not None:
             parts[-1] += f" in {call.duration:.3f}s"
         if call.request is not None:

@@ -133,5 +133,7 @@ def pytest_runtest_makereport(
     if report.failed and recorder.calls:
         renderer = item.config.stash[RENDERER_KEY]
         report.sections.append(("background tasks", renderer.block(recorder.calls)))
-    if report.when == "teardown" and SUMMARY_KEY in item.config.stash:
-        report.bgtasks = summary_rows(recorder)  # type: ignore[attr-defined]
+    if report.when == "teardown":
+        if SUMMARY_KEY in item.config.stash:
+            report.bgtasks = summary_rows(recorder)  # type: ignore[attr-defined]
+        del item.stash[RECORDER_KEY]  # the record holds arguments and results: free them

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from functools import partial
 from unittest.mock import ANY
 
 import anyio
@@ -131,4 +132,23 @@ async def test_150_concurrent_requests_lose_no_record(
     assert {call.request.path for call in bgtasks.calls if call.request} == {
         f"/items/{n}" for n in range(150)
     }
-    assert bgtasks.max_concurrency > 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("path", "peak"), [("/slow-async", 60), ("/slow", 40)], ids=["async", "sync"]
+)
+async def test_max_concurrency_counts_tasks_that_really_run_at_once(
+    bgtasks: BackgroundTaskRecorder, anyio_backend: str, path: str, peak: int
+) -> None:
+    """Async tasks all overlap; sync ones queue for anyio's 40 worker threads, and wait there."""
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        anyio.create_task_group() as group,
+    ):
+        for _ in range(60):
+            group.start_soon(partial(client.post, path, params={"seconds": 0.2}))
+
+    assert len(bgtasks.succeeded) == 60
+    assert bgtasks.max_concurrency == peak

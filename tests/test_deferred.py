@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +16,7 @@ from starlette.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder, BgTasksWarning
 from tests import apps
-from tests.apps import app, boom
+from tests.apps import app, boom, sync_task
 
 pytestmark = pytest.mark.bgtasks(mode="deferred")
 
@@ -157,6 +158,12 @@ def test_running_held_tasks_after_yield_dependencies_closed_warns(
         background_tasks.add_task(uses_db, db)
 
     TestClient(with_db).post("/save")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BgTasksWarning)
+        with pytest.raises(BgTasksWarning):
+            bgtasks.run_all()
+    assert len(bgtasks.held) == 1, "a warning turned into an error must not lose the task"
+
     with pytest.warns(BgTasksWarning, match=r"POST /save has dependencies with yield \(.*get_db\)"):
         (call,) = bgtasks.run_all()
     assert call.result is False, "the dependency had closed before the held task ran"
@@ -211,3 +218,67 @@ async def test_run_all_async_timeout_cancels_the_running_task(
     with pytest.raises(TimeoutError, match="while running #1 slow_async_task"):
         await bgtasks.run_all_async(timeout=0.05)
     assert bgtasks.calls[0].status == "cancelled"
+
+
+def test_a_task_object_reused_by_two_responses_runs_twice(bgtasks: BackgroundTaskRecorder) -> None:
+    from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    shared = BackgroundTask(sync_task, "shared")
+    reusing = Starlette(
+        routes=[
+            Route("/", lambda request: PlainTextResponse("x", background=shared), methods=["POST"])
+        ]
+    )
+    client = TestClient(reusing)
+    client.post("/")
+    client.post("/")
+
+    assert len(bgtasks.run_all()) == 2
+    assert [label for label, _ in apps.journal] == ["shared", "shared"]
+
+
+def test_a_stopped_loop_falls_back_to_a_fresh_one(bgtasks: BackgroundTaskRecorder) -> None:
+    async def post() -> None:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client:
+            await client.post("/items/6")
+
+    with asyncio.Runner() as runner:  # its loop stays open, stopped, between runs
+        runner.run(post())
+        ran = bgtasks.run_all(timeout=5)
+
+    assert [call.status for call in ran] == ["succeeded", "succeeded"]
+
+
+def test_run_all_timeout_cancels_an_async_task(bgtasks: BackgroundTaskRecorder) -> None:
+    TestClient(app).post("/slow-async", params={"seconds": 5})
+
+    with pytest.raises(TimeoutError, match="while running #1 slow_async_task"):
+        bgtasks.run_all(timeout=0.1)
+    assert bgtasks.calls[0].status == "cancelled"
+    assert apps.journal == []
+
+
+def test_dependencies_scoped_to_the_function_do_not_warn(bgtasks: BackgroundTaskRecorder) -> None:
+    import inspect
+
+    if "scope" not in inspect.signature(Depends).parameters:
+        pytest.skip("Depends(scope=...) arrived in FastAPI 0.121")
+    scoped = FastAPI()
+
+    def get_db() -> Iterator[None]:
+        yield
+
+    @scoped.post("/save")
+    def save(
+        background_tasks: BackgroundTasks, _: None = Depends(get_db, scope="function")
+    ) -> None:
+        background_tasks.add_task(sync_task, "saved")
+
+    TestClient(scoped).post("/save")
+    (call,) = bgtasks.run_all()  # under -W error, a warning here would fail the test
+    assert call.status == "succeeded"

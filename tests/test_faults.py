@@ -216,3 +216,53 @@ def test_bad_fault_arguments_fail_at_once(
     with pytest.raises(error, match=message):
         call(bgtasks)  # type: ignore[operator]
     assert bgtasks._faults == []
+
+
+def test_a_real_error_before_fail_after_is_not_excused(
+    pytester: pytest.Pytester, apps_source: str
+) -> None:
+    pytester.makepyfile(apps=apps_source)
+    pytester.makepyfile(
+        """
+        from starlette.testclient import TestClient
+        from apps import app, boom
+
+        def test_real_error(bgtasks):
+            bgtasks.fail_after(boom, ConnectionError)
+            TestClient(app).post("/fail")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["      RuntimeError: task boom"])
+
+
+def test_a_released_hang_skips_the_rest_of_its_response(
+    pytester: pytest.Pytester, apps_source: str
+) -> None:
+    pytester.makepyfile(apps=apps_source)
+    pytester.makepyfile(
+        """
+        import threading, time
+        import anyio
+        from starlette.background import BackgroundTasks
+        from apps import sync_task, async_task
+
+        seen = []
+
+        def test_hang(bgtasks):
+            bgtasks.hang(sync_task)
+            tasks = BackgroundTasks()
+            tasks.add_task(sync_task, "stuck")
+            tasks.add_task(async_task, "after")
+            threading.Thread(target=anyio.run, args=(tasks,)).start()
+            while bgtasks.calls[0].status != "running":
+                time.sleep(0.01)
+            seen.append(bgtasks)
+
+        def test_after():
+            (recorder,) = seen
+            assert [c.status for c in recorder.calls] == ["cancelled", "skipped"]
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)

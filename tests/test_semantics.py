@@ -140,3 +140,62 @@ def test_an_error_that_is_not_a_task_failure_still_reaches_the_client(
 
     with pytest.raises(LookupError, match="endpoint bug"):
         TestClient(broken).get("/broken")
+
+
+def test_task_keyword_arguments_named_like_starlettes_parameters(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    from starlette.background import BackgroundTask, BackgroundTasks
+
+    def takes(task: str = "", tasks: tuple[str, ...] = ()) -> None: ...
+
+    container = BackgroundTasks()
+    container.add_task(takes, tasks=("a",))
+    BackgroundTask(takes, task="b")
+
+    assert [call.arguments for call in bgtasks.calls] == [
+        {"task": "", "tasks": ("a",)},
+        {"task": "b", "tasks": ()},
+    ]
+    bgtasks.assert_not_scheduled(boom)
+    for call in bgtasks.calls:
+        call.expected = True  # never handed to a response on purpose
+
+
+def test_an_error_raised_while_handling_a_task_failure_reaches_the_client(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    from collections.abc import Iterator
+
+    from fastapi import Depends
+
+    rolled_back = FastAPI()
+
+    def session() -> Iterator[None]:
+        try:
+            yield
+        except RuntimeError:
+            raise LookupError("rollback failed") from None
+
+    @rolled_back.post("/save")
+    def save(background_tasks: BackgroundTasks, _: None = Depends(session)) -> None:
+        background_tasks.add_task(boom, "task boom")
+
+    with pytest.raises(LookupError, match="rollback failed"):
+        TestClient(rolled_back).post("/save")
+    bgtasks.assert_failed(boom)
+
+
+def test_system_exit_from_a_task_is_not_contained(bgtasks: BackgroundTaskRecorder) -> None:
+    exiting = FastAPI()
+
+    def leave() -> None:
+        raise SystemExit(3)
+
+    @exiting.post("/exit")
+    def endpoint(background_tasks: BackgroundTasks) -> None:
+        background_tasks.add_task(leave)
+
+    with pytest.raises(SystemExit):
+        TestClient(exiting).post("/exit")
+    bgtasks.assert_failed(leave, SystemExit)
