@@ -1,13 +1,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 from tests import apps
 
 pytest_plugins = ["pytester"]
+
+STARLETTE = Version(metadata.version("starlette"))
+
+
+def starlette_before(release: str, why: str) -> pytest.MarkDecorator:
+    """Skip where Starlette older than ``release`` behaves differently, saying how."""
+    return pytest.mark.skipif(Version(release) > STARLETTE, reason=f"Starlette < {release}: {why}")
 
 
 @pytest.fixture(autouse=True)

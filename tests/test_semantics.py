@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from pytest_bgtasks import BackgroundTaskRecorder
 from tests import apps
 from tests.apps import app, async_task, boom, sync_task
+from tests.conftest import starlette_before
 
 
 def test_tasks_run_in_order_sync_in_worker_threads_async_on_the_loop(
@@ -116,7 +117,17 @@ def _with_exception_handler(app: FastAPI) -> FastAPI:
 
 @pytest.mark.parametrize(
     "wrap",
-    [_with_http_middleware, _with_exception_handler],
+    [
+        pytest.param(
+            _with_http_middleware,
+            marks=starlette_before(
+                "0.29",
+                "BaseHTTPMiddleware runs the tasks before the response's last body message,"
+                " so a failing task truncates the response, with or without the plugin",
+            ),
+        ),
+        _with_exception_handler,
+    ],
     ids=["base-http-middleware", "exception-handler"],
 )
 def test_failures_are_contained_through_middleware_and_handlers(
