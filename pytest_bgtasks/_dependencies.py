@@ -11,9 +11,7 @@ from pytest_bgtasks._record import RequestInfo
 def yield_dependencies(request: RequestInfo) -> list[str]:
     """Names of the generator dependencies of the FastAPI route that handled ``request``."""
     found: list[str] = []
-    pending = list(
-        getattr(getattr(request.scope.get("route"), "dependant", None), "dependencies", ())
-    )
+    pending = list(getattr(getattr(request.route_object, "dependant", None), "dependencies", ()))
     while pending:
         dependant: Any = pending.pop()
         call = getattr(dependant, "call", None)

@@ -20,7 +20,7 @@ from starlette.background import BackgroundTask, BackgroundTasks
 from starlette.types import Message, Receive, Scope, Send
 
 from pytest_bgtasks._execution import execute
-from pytest_bgtasks._record import RequestInfo, current_request
+from pytest_bgtasks._record import RequestInfo, TaskCall, current_request
 from pytest_bgtasks._recorder import BackgroundTaskRecorder
 
 _PATCHED = (
@@ -78,8 +78,10 @@ def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Cal
         if call.status == "skipped":  # an earlier task of this response failed
             return
         if call.status != "scheduled" or call.held:  # one task object run again: a new record
-            batch, call = call.batch, recorder._schedule(task.func, task.args, task.kwargs)
-            call.batch = batch
+            previous, call = call, recorder._schedule(task.func, task.args, task.kwargs)
+            if previous.batch is not None:
+                call.batch = previous.batch
+                call.batch[call.batch.index(previous)] = call
             task._bgtasks_call = call  # type: ignore[attr-defined]
         request = call.request
         if request is not None and request.dispatched_at is None:
@@ -94,17 +96,13 @@ def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Cal
     ) -> None:
         tasks_init(tasks, tasks_arg)
         for task in tasks.tasks:
-            call = getattr(task, "_bgtasks_call", None)
-            if call is not None:
-                call.batch = tasks
+            _join_batch(tasks, task)
 
     def add_task_patch(
         tasks: BackgroundTasks, func: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> None:
         add_task(tasks, func, *args, **kwargs)
-        call = getattr(tasks.tasks[-1], "_bgtasks_call", None)
-        if call is not None:
-            call.batch = tasks
+        _join_batch(tasks, tasks.tasks[-1])
 
     async def app_patch(app: Starlette, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or current_request.get() is not None:
@@ -133,3 +131,19 @@ def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Cal
             recorder._ledger.leave()
 
     return [__init__, __call__, tasks_init_patch, add_task_patch, app_patch]
+
+
+def _join_batch(tasks: BackgroundTasks, task: BackgroundTask) -> None:
+    """Add ``task``'s record to the list of records its container shares among them.
+
+    The records share a plain list rather than the container, so a record does not keep the
+    container (and every task's arguments) alive after its request.
+    """
+    call = getattr(task, "_bgtasks_call", None)
+    if call is None:
+        return
+    batch: list[TaskCall] | None = getattr(tasks, "_bgtasks_batch", None)
+    if batch is None:
+        batch = tasks._bgtasks_batch = []  # type: ignore[attr-defined]
+    batch.append(call)
+    call.batch = batch

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
-from pytest_bgtasks._recorder import MODES, Mode
+Mode = Literal["eager", "deferred"]
+MODES: tuple[Mode, ...] = ("eager", "deferred")
 
 MARKER = "bgtasks"
 MARKER_DOC = (

@@ -21,12 +21,25 @@ FINAL_STATUSES: frozenset[str] = frozenset(
 class RequestInfo:
     """The HTTP or WebSocket request during which a task was scheduled."""
 
-    __slots__ = ("method", "path", "scope", "status_code", "cancelled", "dispatched_at", "calls")
+    __slots__ = (
+        "method",
+        "path",
+        "type",
+        "status_code",
+        "cancelled",
+        "dispatched_at",
+        "calls",
+        "_scope",
+        "_route",
+    )
 
     def __init__(self, scope: Mapping[str, Any]) -> None:
-        self.scope = scope
+        self._scope: Mapping[str, Any] | None = scope
+        self._route: Any = None
         self.method: str = scope.get("method", "WEBSOCKET")
         self.path: str = scope.get("path", "")
+        #: The ASGI scope type: "http" or "websocket".
+        self.type: str = scope["type"]
         #: Status code of the response, once it started.
         self.status_code: int | None = None
         #: True when the request was cancelled (client gone, stream left unread).
@@ -37,14 +50,23 @@ class RequestInfo:
         self.calls: list[TaskCall] = []
 
     @property
+    def route_object(self) -> Any:
+        """The matched route object (FastAPI's ``APIRoute``), if any."""
+        return self._route if self._scope is None else self._scope.get("route")
+
+    @property
     def route(self) -> str | None:
         """The path template of the matched route (``/items/{item_id}``), if known."""
-        route = self.scope.get("route")
-        return getattr(route, "path", None) if route is not None else None
+        return getattr(self.route_object, "path", None)
 
     @property
     def is_websocket(self) -> bool:
-        return self.scope.get("type") == "websocket"
+        return self.type == "websocket"
+
+    def release_scope(self) -> None:
+        """Keep only what the record needs once the request ended: the scope holds a lot."""
+        self._route = self.route_object
+        self._scope = None
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -124,8 +146,8 @@ class TaskCall:
         self.scheduled_at = scheduled_at
         self.started_at: float | None = None
         self.finished_at: float | None = None
-        #: The ``BackgroundTasks`` container it belongs to (a failure skips the rest of it).
-        self.batch: object | None = None
+        #: The tasks of the same ``BackgroundTasks``, in order (a failure skips the rest).
+        self.batch: list[TaskCall] | None = None
         #: The event loop token of the app that handed it over to run (for deferred replay).
         self.token: Any = None
         self._arguments: dict[str, Any] | None = None

@@ -11,7 +11,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -28,6 +28,7 @@ from pytest_bgtasks._matching import (
     expected_arguments,
     refers_to,
 )
+from pytest_bgtasks._options import Mode
 from pytest_bgtasks._record import RequestInfo, TaskCall, current_request
 from pytest_bgtasks._rendering import Renderer
 from pytest_bgtasks._replay import in_event_loop, replay_async, replay_blocking
@@ -35,9 +36,6 @@ from pytest_bgtasks._warnings import BgTasksWarning
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
-
-Mode = Literal["eager", "deferred"]
-MODES: tuple[Mode, ...] = ("eager", "deferred")
 
 
 class BackgroundTaskRecorder:
@@ -426,12 +424,11 @@ class BackgroundTaskRecorder:
         self._push_held(call)
 
     def _skip_rest_of_batch(self, failed: TaskCall) -> None:
-        tasks = getattr(failed.batch, "tasks", ())
-        calls = [getattr(task, "_bgtasks_call", None) for task in tasks]
-        if failed not in calls:
+        batch = failed.batch or []
+        if failed not in batch:
             return
-        for call in calls[calls.index(failed) + 1 :]:
-            if call is not None and call.status == "scheduled":
+        for call in batch[batch.index(failed) + 1 :]:
+            if call.status == "scheduled":
                 call.status = "skipped"
                 call.reason = f"skipped: #{failed.index} {failed.name} failed before it"
 
@@ -449,6 +446,7 @@ class BackgroundTaskRecorder:
         return exc.__cause__ is not None and self._caused_by_task_failure(exc.__cause__)
 
     def _request_finished(self, request: RequestInfo) -> None:
+        request.release_scope()
         for call in request.calls:
             if call.status == "scheduled" and not call.held:
                 call.status = "dropped"

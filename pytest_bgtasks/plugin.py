@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_bgtasks._interception import intercept
 from pytest_bgtasks._options import MARKER, MARKER_DOC, Options
-from pytest_bgtasks._recorder import BackgroundTaskRecorder
 from pytest_bgtasks._rendering import DEFAULT_SECRET_NAMES, Renderer
 from pytest_bgtasks._summary import SessionSummary, summary_rows
 
+if TYPE_CHECKING:  # imported when a test first asks for the fixture: start-up stays light
+    from pytest_bgtasks._recorder import BackgroundTaskRecorder
+
 DEFAULTS_KEY = pytest.StashKey[Options]()
 RENDERER_KEY = pytest.StashKey[Renderer]()
-RECORDER_KEY = pytest.StashKey[BackgroundTaskRecorder]()
+RECORDER_KEY = pytest.StashKey["BackgroundTaskRecorder"]()
 SUMMARY_KEY = pytest.StashKey[SessionSummary]()
 README_STRICT = "https://github.com/pytest-bgtasks/pytest-bgtasks#nothing-fails-silently"
 
@@ -90,6 +92,9 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
     faults with ``bgtasks.fail(func, exc)``. At teardown a task that failed or never ran errors
     the test, unless expected. Configure with ``@pytest.mark.bgtasks(mode=..., strict=...)``.
     """
+    from pytest_bgtasks._interception import intercept
+    from pytest_bgtasks._recorder import BackgroundTaskRecorder
+
     config = request.config
     try:
         options = config.stash[DEFAULTS_KEY].merged(request.node)
