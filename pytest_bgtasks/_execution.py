@@ -58,15 +58,19 @@ class Ledger:
             return self._idle.wait_for(lambda: self.busy == 0, timeout)
 
 
-async def execute(recorder: BackgroundTaskRecorder, call: TaskCall, *, reraise: bool) -> None:
+async def execute(
+    recorder: BackgroundTaskRecorder, call: TaskCall, *, reraise: bool, is_async: bool | None = None
+) -> None:
     """Run ``call`` now on this loop: async functions here, sync ones in the worker threadpool.
 
     A failure is recorded and skips the rest of its response's tasks. It is re-raised when
     ``reraise`` (the live path, so the app sees it as Starlette makes it see it), and always
     when it is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``), as Starlette would.
+    ``is_async`` is the task's own cached flag, where the caller has the task.
     """
     func: Callable[..., Any] = call.func
-    is_async = is_async_callable(func)
+    if is_async is None:
+        is_async = is_async_callable(func)
     fault = recorder._claim_fault(call)
     if fault is not None:
         call.fault = str(fault)

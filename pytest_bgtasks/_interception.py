@@ -89,7 +89,7 @@ def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Cal
         if recorder.mode == "deferred":
             recorder._hold(call)
         else:
-            await execute(recorder, call, reraise=True)
+            await execute(recorder, call, reraise=True, is_async=task.is_async)
 
     def tasks_init_patch(
         tasks: BackgroundTasks, tasks_arg: Sequence[BackgroundTask] | None = None, /
