@@ -112,17 +112,22 @@ def test_pending_and_dropped_empty_message(bgtasks: BackgroundTaskRecorder) -> N
         bgtasks.assert_dropped()
 
 
-@pytest.mark.anyio
-async def test_150_concurrent_requests_lose_no_record(
-    bgtasks: BackgroundTaskRecorder, anyio_backend: str
-) -> None:
+async def post_concurrently(paths: list[str], **params: float) -> None:
+    """POST to every path at once through one AsyncClient over ASGITransport."""
     transport = httpx.ASGITransport(app=app)
     async with (
         httpx.AsyncClient(transport=transport, base_url="http://test") as client,
         anyio.create_task_group() as group,
     ):
-        for number in range(150):
-            group.start_soon(client.post, f"/items/{number}")
+        for path in paths:
+            group.start_soon(partial(client.post, path, params=params))
+
+
+@pytest.mark.anyio
+async def test_150_concurrent_requests_lose_no_record(
+    bgtasks: BackgroundTaskRecorder, anyio_backend: str
+) -> None:
+    await post_concurrently([f"/items/{number}" for number in range(150)])
 
     assert len(bgtasks.calls) == 300
     assert len(bgtasks.succeeded) == 300
@@ -142,13 +147,7 @@ async def test_max_concurrency_counts_tasks_that_really_run_at_once(
     bgtasks: BackgroundTaskRecorder, anyio_backend: str, path: str, peak: int
 ) -> None:
     """Async tasks all overlap; sync ones queue for anyio's 40 worker threads, and wait there."""
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
-        anyio.create_task_group() as group,
-    ):
-        for _ in range(60):
-            group.start_soon(partial(client.post, path, params={"seconds": 0.2}))
+    await post_concurrently([path] * 60, seconds=0.2)
 
     assert len(bgtasks.succeeded) == 60
     assert bgtasks.max_concurrency == peak
