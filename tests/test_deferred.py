@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -240,6 +241,7 @@ def test_a_task_object_reused_by_two_responses_runs_twice(bgtasks: BackgroundTas
     assert [label for label, _ in apps.journal] == ["shared", "shared"]
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner arrived in Python 3.11")
 def test_a_stopped_loop_falls_back_to_a_fresh_one(bgtasks: BackgroundTaskRecorder) -> None:
     async def post() -> None:
         async with httpx.AsyncClient(
