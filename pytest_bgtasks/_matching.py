@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, Union
 
-from pytest_bgtasks._record import TaskCall, bind_arguments, callable_name
+from pytest_bgtasks._record import TaskCall, bind_arguments, callable_name, unwrap_partial
 
 #: A task function, or its name (``"write_log"``, ``"Mailer.send"``, ``"app.tasks.write_log"``).
 Target = Union[Callable[..., Any], str]  # noqa: UP007 - a runtime alias on Python 3.10
@@ -22,19 +21,15 @@ def describe_target(target: Target) -> str:
     return target if isinstance(target, str) else callable_name(target)
 
 
-def _unwrap(func: Any) -> Any:
-    while isinstance(func, functools.partial):
-        func = func.func
-    return func
-
-
 def refers_to(call: TaskCall, target: Target) -> bool:
     """True when ``call`` runs ``target`` (identity, looking through partials) or is so named."""
     if isinstance(target, str):
         name = call.name
-        module = getattr(_unwrap(call.func), "__module__", None)
+        module = getattr(unwrap_partial(call.func), "__module__", None)
         return target in (name, f"{module}.{name}", f"{module}:{name}")
-    return call.func is target or call.func == target or _unwrap(call.func) is _unwrap(target)
+    if call.func is target or call.func == target:
+        return True
+    return unwrap_partial(call.func) is unwrap_partial(target)
 
 
 def expected_arguments(

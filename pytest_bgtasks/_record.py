@@ -79,14 +79,20 @@ class RequestInfo:
 current_request: ContextVar[RequestInfo | None] = ContextVar("bgtasks_request", default=None)
 
 
+def unwrap_partial(func: Any) -> Any:
+    """The function a ``functools.partial`` (however nested) finally calls."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return func
+
+
 def callable_name(func: Any) -> str:
     """The qualified name of a task function, looking through ``functools.partial``.
 
     Functions defined inside another function are named from there (``ingest``, not
     ``test_it.<locals>.ingest``).
     """
-    while isinstance(func, functools.partial):
-        func = func.func
+    func = unwrap_partial(func)
     name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
     if not isinstance(name, str):
         name = type(func).__qualname__

@@ -212,7 +212,8 @@ class BackgroundTaskRecorder:
     @property
     def held(self) -> list[TaskCall]:
         """Tasks held back in deferred mode, in scheduling order."""
-        return [call for _, call in sorted(self._held) if call.status == "scheduled"]
+        with self._held_lock:
+            return self._held_in_order()
 
     def run_all(self, timeout: float | None = None) -> list[TaskCall]:
         """Run the held tasks in scheduling order, and those they schedule; return them.
@@ -274,12 +275,16 @@ class BackgroundTaskRecorder:
     def discard(self) -> list[TaskCall]:
         """Throw the held tasks away, as a crash after the response would; return them."""
         with self._held_lock:
-            discarded = [call for _, call in sorted(self._held) if call.status == "scheduled"]
+            discarded = self._held_in_order()
             self._held.clear()
         for call in discarded:
             call.status = "discarded"
             call.reason = "discarded by the test, never ran"
         return discarded
+
+    def _held_in_order(self) -> list[TaskCall]:
+        """The held queue in scheduling order, without tasks already run; hold the lock."""
+        return [call for _, call in sorted(self._held) if call.status == "scheduled"]
 
     def _take_held(self) -> TaskCall | None:
         """The next held task, after warning about it; a warning raised keeps it held."""
