@@ -45,8 +45,9 @@ from starlette.responses import PlainTextResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from pytest_bgtasks._interception import intercept  # noqa: E402
+from pytest_bgtasks._core import Core  # noqa: E402
 from pytest_bgtasks._recorder import BackgroundTaskRecorder  # noqa: E402
+from pytest_bgtasks._sources import installed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JSON = ROOT / "benchmarks" / "results.json"
@@ -142,7 +143,7 @@ def alternate(
 
 
 def recording(mode: str = "eager") -> AbstractContextManager[Any]:
-    return intercept(BackgroundTaskRecorder(mode=mode))  # type: ignore[arg-type]
+    return installed(Core(mode))  # type: ignore[arg-type]
 
 
 # -- the apps ---------------------------------------------------------------------------------
@@ -704,8 +705,9 @@ def bench_saved(s: Settings) -> list[Row]:
             ran = len(log.read_text().splitlines())
             deferred_times = []
             for _ in range(5):
-                recorder = BackgroundTaskRecorder(mode="deferred")
-                with intercept(recorder):
+                core = Core("deferred")
+                recorder = BackgroundTaskRecorder(core)
+                with installed(core):
                     deferred_times.append(send_all(client))
                     held = len(recorder.discard())
                 assert held == n, held

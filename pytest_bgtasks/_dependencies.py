@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any
 
-from pytest_bgtasks._record import RequestInfo
+from pytest_bgtasks._record import RequestInfo, TaskCall
+from pytest_bgtasks._warnings import BgTasksWarning
 
 
 def yield_dependencies(request: RequestInfo) -> list[str]:
@@ -25,3 +27,26 @@ def yield_dependencies(request: RequestInfo) -> list[str]:
 def _is_generator(call: Any) -> bool:
     target = call if inspect.isfunction(call) else getattr(call, "__call__", None)  # noqa: B004
     return inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target)
+
+
+class ClosedDependencyWarnings:
+    """Warns, once per request, that a held task runs after its route's yield dependencies."""
+
+    def __init__(self) -> None:
+        self._warned: set[int] = set()
+
+    def warn_once(self, call: TaskCall, *, stacklevel: int) -> None:
+        request = call.request
+        if request is None or id(request) in self._warned:
+            return
+        names = yield_dependencies(request)
+        if names:
+            warnings.warn(
+                f"{request} has dependencies with yield ({', '.join(names)}); they closed when"
+                " the response ended, so its held tasks now run after them, unlike production"
+                " (FastAPI >= 0.118 runs tasks before they close). A task that uses their"
+                " resources may fail here only: test it in eager mode.",
+                BgTasksWarning,
+                stacklevel=stacklevel + 1,
+            )
+        self._warned.add(id(request))

@@ -2,80 +2,38 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import anyio
 from starlette._utils import is_async_callable
 from starlette.concurrency import run_in_threadpool
 
+from pytest_bgtasks._core import Core
 from pytest_bgtasks._faults import Fault, FaultReleased
+from pytest_bgtasks._ledger import Ledger
+from pytest_bgtasks._outcomes import skip_rest_of_batch
 from pytest_bgtasks._record import TaskCall
-
-if TYPE_CHECKING:
-    from pytest_bgtasks._recorder import BackgroundTaskRecorder
-
-
-class Ledger:
-    """Counts what is in flight and what runs, so ``wait()`` knows when all is idle.
-
-    ``busy`` counts requests being handled and tasks handed over to run (a sync task queued
-    for a worker thread included); ``running`` counts tasks whose function has started.
-    """
-
-    def __init__(self) -> None:
-        self._idle = threading.Condition(threading.Lock())
-        self.busy = 0
-        self.running = 0
-        self.max_running = 0
-
-    def enter(self) -> None:
-        with self._idle:
-            self.busy += 1
-
-    def leave(self) -> None:
-        with self._idle:
-            self.busy -= 1
-            if self.busy == 0:
-                self._idle.notify_all()
-
-    def start(self, call: TaskCall) -> None:
-        call.status = "running"
-        call.started_at = time.monotonic()
-        with self._idle:
-            self.running += 1
-            self.max_running = max(self.max_running, self.running)
-
-    def stop(self, call: TaskCall) -> None:
-        call.finished_at = time.monotonic()
-        with self._idle:
-            self.running -= 1
-
-    def wait_idle(self, timeout: float | None) -> bool:
-        with self._idle:
-            return self._idle.wait_for(lambda: self.busy == 0, timeout)
 
 
 async def execute(
-    recorder: BackgroundTaskRecorder, call: TaskCall, *, reraise: bool, is_async: bool | None = None
+    core: Core, call: TaskCall, *, reraise: bool, is_async: bool | None = None
 ) -> None:
     """Run ``call`` now on this loop: async functions here, sync ones in the worker threadpool.
 
-    A failure is recorded and skips the rest of its response's tasks. It is re-raised when
-    ``reraise`` (the live path, so the app sees it as Starlette makes it see it), and always
-    when it is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``), as Starlette would.
-    ``is_async`` is the task's own cached flag, where the caller has the task.
+    A failure is recorded and skips the rest of its response's tasks. It is
+    re-raised when ``reraise`` (the live path, so the app sees it as Starlette makes it see it),
+    and always when it is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``), as
+    Starlette would. ``is_async`` is the task's own cached flag, where the caller has the task.
     """
     func: Callable[..., Any] = call.func
     if is_async is None:
         is_async = is_async_callable(func)
-    fault = recorder._claim_fault(call)
+    fault = core.faults.claim(call)
     if fault is not None:
         call.fault = str(fault)
         func, is_async = fault.body(func, is_async)
-    ledger = recorder._ledger
+    ledger = core.ledger
     ledger.enter()
     try:
         if is_async:
@@ -83,7 +41,7 @@ async def execute(
         else:
             call.result = await run_in_threadpool(_run_sync, ledger, call, func)
     except BaseException as exc:
-        outcome = _book_failure(recorder, call, exc, fault)
+        outcome = _book_failure(core, call, exc, fault)
         if outcome == "cancelled" or (
             outcome == "failed" and (reraise or not isinstance(exc, Exception))
         ):
@@ -111,14 +69,14 @@ def _run_sync(ledger: Ledger, call: TaskCall, func: Callable[..., Any]) -> Any:
 
 
 def _book_failure(
-    recorder: BackgroundTaskRecorder, call: TaskCall, exc: BaseException, fault: Fault | None
+    core: Core, call: TaskCall, exc: BaseException, fault: Fault | None
 ) -> Literal["failed", "cancelled", "released"]:
     """Record how ``call`` ended, and skip the rest of its response as Starlette would."""
     if isinstance(exc, FaultReleased):
         call.status = "cancelled"
         call.reason = "hung by fault until the test ended"
         call.expected = True
-        recorder._skip_rest_of_batch(call)
+        skip_rest_of_batch(call)
         return "released"
     if isinstance(exc, anyio.get_cancelled_exc_class()):
         call.status = "cancelled"
@@ -128,6 +86,6 @@ def _book_failure(
     call.status = "failed"
     call.exception = exc
     call.expected = fault is not None and fault.raised(exc)
-    recorder._failures[id(exc)] = call
-    recorder._skip_rest_of_batch(call)
+    core.failures[id(exc)] = call
+    skip_rest_of_batch(call)
     return "failed"

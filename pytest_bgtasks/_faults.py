@@ -24,6 +24,10 @@ class FaultReleased(BaseException):
 class Fault:
     """One fault, registered by ``bgtasks.fail()``, ``delay()``, ``replace()`` or ``hang()``."""
 
+    exception: BaseException | type[BaseException] | None = None
+    seconds: float = 0.0
+    substitute: Callable[..., Any] | None = None
+
     def __init__(
         self,
         kind: FaultKind,
@@ -31,10 +35,11 @@ class Fault:
         *,
         times: int | None,
         when: Predicate | None,
-        exception: BaseException | type[BaseException] | None = None,
-        seconds: float = 0.0,
-        substitute: Callable[..., Any] | None = None,
+        exception: object = None,
+        seconds: object = 0.0,
+        substitute: object = None,
     ) -> None:
+        """Check every argument of ``bgtasks.<kind>()``: a bad one raises before anything runs."""
         check_target(target, kind)
         if times is not None and (not isinstance(times, int) or times < 1):
             raise ValueError(
@@ -42,13 +47,16 @@ class Fault:
             )
         if when is not None and not callable(when):
             raise TypeError(f"{kind}(when=...) takes a predicate on the TaskCall, got {when!r}")
+        if kind in ("fail", "fail_after"):
+            self.exception = _exception_arg(kind, exception)
+        if kind == "delay":
+            self.seconds = _seconds_arg(seconds)
+        if kind == "replace":
+            self.substitute = _substitute_arg(substitute)
         self.kind: FaultKind = kind
         self.target = target
         self.times = times
         self.when = when
-        self.exception = exception
-        self.seconds = seconds
-        self.substitute = substitute
         #: How many task runs this fault was applied to.
         self.applied = 0
         self._released = threading.Event()
@@ -141,8 +149,33 @@ class Fault:
         return f"{self.kind}({target}{detail})"
 
 
-def exception_arg(kind: str, exception: object) -> BaseException | type[BaseException]:
-    """Validate the exception given to ``fail``/``fail_after``."""
+class FaultRegistry:
+    """The faults a test registered, checked when added and claimed by task runs in order."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> Fault:
+        self._faults.append(fault)
+        return fault
+
+    def claim(self, call: TaskCall) -> Fault | None:
+        """The first fault that applies to this run of ``call``, counted as applied."""
+        for fault in self._faults:
+            if fault.claims(call):
+                return fault
+        return None
+
+    def release(self) -> None:
+        """Let every task hanging on a fault go."""
+        for fault in self._faults:
+            fault.release()
+
+    def never_applied(self) -> list[Fault]:
+        return [fault for fault in self._faults if fault.applied == 0]
+
+
+def _exception_arg(kind: str, exception: object) -> BaseException | type[BaseException]:
     if isinstance(exception, BaseException) or (
         isinstance(exception, type) and issubclass(exception, BaseException)
     ):
@@ -153,8 +186,7 @@ def exception_arg(kind: str, exception: object) -> BaseException | type[BaseExce
     )
 
 
-def seconds_arg(seconds: object) -> float:
-    """Validate the latency given to ``delay``."""
+def _seconds_arg(seconds: object) -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise TypeError(f"delay() takes the latency in seconds as a number, got {seconds!r}")
     if seconds < 0:
@@ -162,8 +194,7 @@ def seconds_arg(seconds: object) -> float:
     return float(seconds)
 
 
-def substitute_arg(substitute: object) -> Callable[..., Any]:
-    """Validate the substitute given to ``replace``."""
+def _substitute_arg(substitute: object) -> Callable[..., Any]:
     if not callable(substitute):
         raise TypeError(
             "replace() needs a callable to run instead (sync or async, called with the task's"

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import re
-import sys
-import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 
-from pytest_bgtasks import _faults
-from pytest_bgtasks._dependencies import yield_dependencies
-from pytest_bgtasks._execution import Ledger, execute
+from pytest_bgtasks._core import Core
+from pytest_bgtasks._dependencies import ClosedDependencyWarnings
+from pytest_bgtasks._execution import execute
 from pytest_bgtasks._faults import Fault, FaultKind, Predicate
 from pytest_bgtasks._matching import (
     Target,
@@ -29,13 +23,9 @@ from pytest_bgtasks._matching import (
     refers_to,
 )
 from pytest_bgtasks._options import Mode
-from pytest_bgtasks._record import RequestInfo, TaskCall, current_request
+from pytest_bgtasks._record import TaskCall
 from pytest_bgtasks._rendering import Renderer
 from pytest_bgtasks._replay import in_event_loop, replay_async, replay_blocking
-from pytest_bgtasks._warnings import BgTasksWarning
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 
 class BackgroundTaskRecorder:
@@ -46,25 +36,17 @@ class BackgroundTaskRecorder:
     ``"deferred"`` they are held until the test calls :meth:`run_all` (or ``run_next``/``run``).
     """
 
-    def __init__(self, *, mode: Mode = "eager", renderer: Renderer | None = None) -> None:
-        self._mode: Mode = mode
+    def __init__(self, core: Core, renderer: Renderer | None = None) -> None:
+        self._core = core
+        self._calls = core.calls  # the core appends; the recorder reads
         self._renderer = renderer or Renderer()
-        self._calls: list[TaskCall] = []
-        self._numbers = itertools.count(1)
-        self._scheduling = threading.Lock()  # numbers and order agree across threads
-        self._ledger = Ledger()
-        self._held: list[tuple[int, TaskCall]] = []
-        self._held_lock = threading.Lock()  # apps under uvicorn hold from their own thread
-        self._faults: list[Fault] = []
-        #: Task failures by ``id(exception)``, so the app's error path can tell them apart.
-        self._failures: dict[int, TaskCall] = {}
-        self._warned_requests: set[int] = set()
+        self._dependency_warnings = ClosedDependencyWarnings()
 
     # -- the record -------------------------------------------------------------------------
 
     @property
     def mode(self) -> Mode:
-        return self._mode
+        return self._core.mode
 
     @property
     def calls(self) -> list[TaskCall]:
@@ -87,7 +69,7 @@ class BackgroundTaskRecorder:
     @property
     def max_concurrency(self) -> int:
         """The peak number of tasks running at once during the test."""
-        return self._ledger.max_running
+        return self._core.ledger.max_running
 
     def calls_to(self, func_or_name: Target) -> list[TaskCall]:
         """The recorded calls of a function, or of a function by name."""
@@ -180,13 +162,13 @@ class BackgroundTaskRecorder:
         """
         __tracebackhide__ = True
         self._refuse_in_loop("wait", "await bgtasks.wait_async()")
-        if not self._ledger.wait_idle(timeout):
+        if not self._core.ledger.wait_idle(timeout):
             raise TimeoutError(self._busy_message(timeout))
 
     async def wait_async(self, timeout: float = 5.0) -> None:
         """Like :meth:`wait`, from async code, without blocking the event loop."""
         deadline = time.monotonic() + timeout
-        while self._ledger.busy:
+        while self._core.ledger.busy:
             if time.monotonic() >= deadline:
                 raise TimeoutError(self._busy_message(timeout))
             await anyio.sleep(0.005)
@@ -203,17 +185,17 @@ class BackgroundTaskRecorder:
     @contextmanager
     def deferred(self) -> Iterator[BackgroundTaskRecorder]:
         """Hold the tasks scheduled inside this block until the test runs them."""
-        previous, self._mode = self._mode, "deferred"
+        core = self._core
+        previous, core.mode = core.mode, "deferred"
         try:
             yield self
         finally:
-            self._mode = previous
+            core.mode = previous
 
     @property
     def held(self) -> list[TaskCall]:
         """Tasks held back in deferred mode, in scheduling order."""
-        with self._held_lock:
-            return self._held_in_order()
+        return self._core.held.in_order()
 
     def run_all(self, timeout: float | None = None) -> list[TaskCall]:
         """Run the held tasks in scheduling order, and those they schedule; return them.
@@ -260,73 +242,40 @@ class BackgroundTaskRecorder:
     def run(self, call: TaskCall) -> TaskCall:
         """Run one held task now, out of order."""
         self._refuse_in_loop("run", "await bgtasks.run_all_async()")
-        if call not in self.held:
+        if not self._core.held.remove(call):
             raise ValueError(
                 f"run() takes a task held in deferred mode, but {call!r} is not held"
                 f" (status {call.status!r})"
             )
-        self._warn_if_dependencies_closed(call)
-        with self._held_lock:
-            self._held = [(index, held) for index, held in self._held if held is not call]
-            heapq.heapify(self._held)
+        try:
+            self._dependency_warnings.warn_once(call, stacklevel=2)
+        except BaseException:
+            self._core.held.push(call)  # a warning raised as an error keeps it held
+            raise
         replay_blocking(self._run_held, call, None)
         return call
 
     def discard(self) -> list[TaskCall]:
         """Throw the held tasks away, as a crash after the response would; return them."""
-        with self._held_lock:
-            discarded = self._held_in_order()
-            self._held.clear()
+        discarded = self._core.held.clear()
         for call in discarded:
             call.status = "discarded"
             call.reason = "discarded by the test, never ran"
         return discarded
 
-    def _held_in_order(self) -> list[TaskCall]:
-        """The held queue in scheduling order, without tasks already run; hold the lock."""
-        return [call for _, call in sorted(self._held) if call.status == "scheduled"]
-
     def _take_held(self) -> TaskCall | None:
         """The next held task, after warning about it; a warning raised keeps it held."""
-        call = self._next_held()
+        call = self._core.held.pop()
         if call is not None:
             try:
-                self._warn_if_dependencies_closed(call)
+                self._dependency_warnings.warn_once(call, stacklevel=3)
             except BaseException:
-                self._push_held(call)
+                self._core.held.push(call)
                 raise
         return call
 
-    def _push_held(self, call: TaskCall) -> None:
-        with self._held_lock:
-            heapq.heappush(self._held, (call.index, call))
-
-    def _next_held(self) -> TaskCall | None:
-        with self._held_lock:
-            while self._held:
-                _, call = heapq.heappop(self._held)
-                if call.status == "scheduled":
-                    return call
-        return None
-
-    def _warn_if_dependencies_closed(self, call: TaskCall) -> None:
-        request = call.request
-        if request is None or id(request) in self._warned_requests:
-            return
-        names = yield_dependencies(request)
-        if names:
-            warnings.warn(
-                f"{request} has dependencies with yield ({', '.join(names)}); they closed when"
-                " the response ended, so its held tasks now run after them, unlike production"
-                " (FastAPI >= 0.118 runs tasks before they close). A task that uses their"
-                " resources may fail here only: test it in eager mode.",
-                BgTasksWarning,
-                stacklevel=4,
-            )
-        self._warned_requests.add(id(request))
-
     async def _run_held(self, call: TaskCall) -> None:
-        await execute(self, call, reraise=False)
+        await execute(self._core, call, reraise=False)
 
     def _timeout_message(self, what: str, timeout: float | None, call: TaskCall | None) -> str:
         running = self._renderer.line(call) if call is not None else "(none)"
@@ -343,9 +292,7 @@ class BackgroundTaskRecorder:
         when: Predicate | None = None,
     ) -> Fault:
         """Make matching runs raise ``exc`` instead of running the function."""
-        return self._add_fault(
-            "fail", func_or_name, times, when, exception=_faults.exception_arg("fail", exc)
-        )
+        return self._add_fault("fail", func_or_name, times, when, exception=exc)
 
     def fail_after(
         self,
@@ -356,8 +303,7 @@ class BackgroundTaskRecorder:
         when: Predicate | None = None,
     ) -> Fault:
         """Run the real function (its side effects happen), then raise ``exc``."""
-        exception = _faults.exception_arg("fail_after", exc)
-        return self._add_fault("fail_after", func_or_name, times, when, exception=exception)
+        return self._add_fault("fail_after", func_or_name, times, when, exception=exc)
 
     def delay(
         self,
@@ -368,9 +314,7 @@ class BackgroundTaskRecorder:
         when: Predicate | None = None,
     ) -> Fault:
         """Add latency before the real function runs (on its loop, or in its worker thread)."""
-        return self._add_fault(
-            "delay", func_or_name, times, when, seconds=_faults.seconds_arg(seconds)
-        )
+        return self._add_fault("delay", func_or_name, times, when, seconds=seconds)
 
     def replace(
         self,
@@ -381,7 +325,6 @@ class BackgroundTaskRecorder:
         when: Predicate | None = None,
     ) -> Fault:
         """Run ``substitute(*args, **kwargs)`` (sync or async) instead of the function."""
-        substitute = _faults.substitute_arg(substitute)
         return self._add_fault("replace", func_or_name, times, when, substitute=substitute)
 
     def hang(
@@ -403,89 +346,7 @@ class BackgroundTaskRecorder:
         when: Predicate | None,
         **details: Any,
     ) -> Fault:
-        fault = Fault(kind, target, times=times, when=when, **details)
-        self._faults.append(fault)
-        return fault
-
-    def _claim_fault(self, call: TaskCall) -> Fault | None:
-        for fault in self._faults:
-            if fault.claims(call):
-                return fault
-        return None
-
-    # -- the hooks interception calls -------------------------------------------------------
-
-    def _schedule(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> TaskCall:
-        request = current_request.get()
-        with self._scheduling:
-            call = TaskCall(next(self._numbers), func, args, kwargs, request, time.monotonic())
-            self._calls.append(call)
-        if request is not None:
-            request.calls.append(call)
-        return call
-
-    def _hold(self, call: TaskCall) -> None:
-        call.token = anyio.lowlevel.current_token()
-        self._push_held(call)
-
-    def _skip_rest_of_batch(self, failed: TaskCall) -> None:
-        batch = failed.batch or []
-        if failed not in batch:
-            return
-        for call in batch[batch.index(failed) + 1 :]:
-            if call.status == "scheduled":
-                call.status = "skipped"
-                call.reason = f"skipped: #{failed.index} {failed.name} failed before it"
-
-    def _caused_by_task_failure(self, exc: BaseException) -> bool:
-        """True when ``exc`` is, wraps (``raise ... from``), or groups only task failures.
-
-        Only ``Exception`` is contained: ``SystemExit`` and ``KeyboardInterrupt`` go on up.
-        """
-        if not isinstance(exc, Exception):
-            return False
-        if id(exc) in self._failures:
-            return True
-        if isinstance(exc, BaseExceptionGroup):
-            return all(self._caused_by_task_failure(inner) for inner in exc.exceptions)
-        return exc.__cause__ is not None and self._caused_by_task_failure(exc.__cause__)
-
-    def _request_finished(self, request: RequestInfo) -> None:
-        request.release_scope()
-        for call in request.calls:
-            if call.status == "scheduled" and not call.held:
-                call.status = "dropped"
-                call.reason = _drop_reason(request, call)
-
-    # -- teardown ---------------------------------------------------------------------------
-
-    def _settle(self, timeout: float) -> list[TaskCall]:
-        """Release hanging faults and wait for running tasks; return those still running."""
-        for fault in self._faults:
-            fault.release()
-        if self._ledger.wait_idle(timeout):
-            return []
-        return [call for call in self._calls if call.status == "running"]
-
-    def _problems(self) -> list[str]:
-        """What the strict check reports: unexpected failures and drops, tasks never run."""
-        problems: list[str] = []
-        render = self._renderer
-        for call in self._calls:
-            if call.expected:
-                continue
-            if call.status in ("failed", "dropped", "cancelled"):
-                problems.append(render.block([call]))
-            elif call.status == "scheduled" and not call.held and call.request is None:
-                problems.append(render.line(call) + "  (never handed to a response, never ran)")
-        names = ", ".join(sorted({call.name for call in self._calls})) or "none"
-        for fault in self._faults:
-            if fault.applied == 0:
-                problems.append(
-                    f"fault {fault} was never applied: no matching task ran (a typo? tasks"
-                    f" recorded: {names})"
-                )
-        return problems
+        return self._core.faults.add(Fault(kind, target, times=times, when=when, **details))
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -515,30 +376,4 @@ class BackgroundTaskRecorder:
             )
 
     def __repr__(self) -> str:
-        return f"<BackgroundTaskRecorder mode={self._mode!r} calls={len(self._calls)}>"
-
-
-def _drop_reason(request: RequestInfo, call: TaskCall) -> str:
-    if request.is_websocket:
-        return "dropped: WebSocket endpoints never run background tasks"
-    if request.cancelled:
-        return (
-            "dropped: the request was cancelled first (a streamed response left unread,"
-            " or the client went away)"
-        )
-    if request.status_code is not None and request.status_code >= 400:
-        return (
-            f"dropped: the app answered {request.status_code}, and an error response does not"
-            " run the injected tasks"
-        )
-    if request.dispatched_at is not None and call.scheduled_at > request.dispatched_at:
-        return (
-            "dropped: scheduled after the response's background had started (in a"
-            " dependency's exit code, or a task)"
-        )
-    if request.dispatched_at is not None:
-        return (
-            "dropped: the response brought its own background (Response(background=...)),"
-            " which replaces the injected tasks"
-        )
-    return "dropped: the response was sent without running it"
+        return f"<BackgroundTaskRecorder mode={self.mode!r} calls={len(self._calls)}>"

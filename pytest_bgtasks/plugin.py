@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_bgtasks._options import MARKER, MARKER_DOC, Options
+from pytest_bgtasks._options import MARKER_DOC, Options
 from pytest_bgtasks._rendering import DEFAULT_SECRET_NAMES, Renderer
 from pytest_bgtasks._summary import SessionSummary, summary_rows
 
@@ -18,7 +18,7 @@ DEFAULTS_KEY = pytest.StashKey[Options]()
 RENDERER_KEY = pytest.StashKey[Renderer]()
 RECORDER_KEY = pytest.StashKey["BackgroundTaskRecorder"]()
 SUMMARY_KEY = pytest.StashKey[SessionSummary]()
-README_STRICT = "https://github.com/pytest-bgtasks/pytest-bgtasks#nothing-fails-silently"
+TEARDOWN_TIMEOUT_KEY = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
     config.stash[DEFAULTS_KEY] = Options.from_ini(config)
     config.stash[RENDERER_KEY] = Renderer((*DEFAULT_SECRET_NAMES, *config.getini("bgtasks_redact")))
-    _teardown_timeout(config)
+    config.stash[TEARDOWN_TIMEOUT_KEY] = _teardown_timeout(config)
     if config.getoption("bgtasks_report") or config.getoption("bgtasks_json"):
         summary = SessionSummary(config)
         config.stash[SUMMARY_KEY] = summary
@@ -92,8 +92,10 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
     faults with ``bgtasks.fail(func, exc)``. At teardown a task that failed or never ran errors
     the test, unless expected. Configure with ``@pytest.mark.bgtasks(mode=..., strict=...)``.
     """
-    from pytest_bgtasks._interception import intercept
+    from pytest_bgtasks import _strict
+    from pytest_bgtasks._core import Core
     from pytest_bgtasks._recorder import BackgroundTaskRecorder
+    from pytest_bgtasks._sources import installed
 
     config = request.config
     try:
@@ -101,29 +103,19 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
     except (TypeError, ValueError) as error:
         pytest.fail(f"pytest-bgtasks: {error}", pytrace=False)
     renderer = config.stash[RENDERER_KEY]
-    recorder = BackgroundTaskRecorder(mode=options.mode, renderer=renderer)
+    core = Core(options.mode)
+    recorder = BackgroundTaskRecorder(core, renderer)
     request.node.stash[RECORDER_KEY] = recorder
-    with intercept(recorder):
+    with installed(core):
         try:
             yield recorder
         finally:
-            still_running = recorder._settle(_teardown_timeout(config))
+            still_running = core.settle(config.stash[TEARDOWN_TIMEOUT_KEY])
     if not options.strict:
         return
-    problems = recorder._problems()
-    problems += [
-        renderer.line(call) + "  (still running after teardown waited)" for call in still_running
-    ]
+    problems = _strict.problems(core, renderer, still_running)
     if problems:
-        listing = "\n".join("  " + line for problem in problems for line in problem.splitlines())
-        pytest.fail(
-            f"pytest-bgtasks: {len(problems)} background task problem(s):\n{listing}\n"
-            "Expected? Say so in the test with bgtasks.assert_failed(func) or"
-            " bgtasks.assert_dropped(func), or turn the check off with"
-            f" @pytest.mark.{MARKER}(strict=False) or the ini option bgtasks_strict = false"
-            f" (see {README_STRICT}).",
-            pytrace=False,
-        )
+        pytest.fail(_strict.report(problems), pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,10 +1,11 @@
-"""Class-level patches on Starlette that feed a recorder, installed only while it is active.
+"""The Starlette source: class-level patches that feed the core, installed only while it records.
 
-Patch points (see the facts file): ``BackgroundTask.__init__`` sees every task, explicit ones
+Patch points: ``BackgroundTask.__init__`` sees every task, explicit ones
 included; ``BackgroundTask.__call__`` is the one execution hook every Starlette and FastAPI
-version goes through; ``BackgroundTasks.__init__``/``add_task`` tell which tasks share a
-response; ``Starlette.__call__`` (outermost app only) tells which request scheduled a task and
-contains task failures, so clients get the response a real client would get.
+version goes through (FastAPI's own ``BackgroundTasks.__call__`` is not, since 0.142);
+``BackgroundTasks.__init__``/``add_task`` tell which tasks share a response;
+``Starlette.__call__`` (outermost app only) tells which request scheduled a task and contains
+task failures, so clients get the response a real client would get.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask, BackgroundTasks
 from starlette.types import Message, Receive, Scope, Send
 
+from pytest_bgtasks._core import Core
 from pytest_bgtasks._execution import execute
+from pytest_bgtasks._outcomes import drop_unrun
 from pytest_bgtasks._record import RequestInfo, TaskCall, current_request
-from pytest_bgtasks._recorder import BackgroundTaskRecorder
 
 _PATCHED = (
     (BackgroundTask, "__init__"),
@@ -34,8 +36,8 @@ _ORIGINAL = "_bgtasks_original"
 
 
 @contextmanager
-def intercept(recorder: BackgroundTaskRecorder) -> Iterator[BackgroundTaskRecorder]:
-    """Feed ``recorder`` every task scheduled in this process until the block ends."""
+def install(core: Core) -> Iterator[None]:
+    """Feed ``core`` every task scheduled in this process until the block ends."""
     if hasattr(BackgroundTask.__dict__["__call__"], _ORIGINAL):
         raise RuntimeError(
             "background tasks are already being recorded: only one bgtasks recorder can be"
@@ -43,12 +45,12 @@ def intercept(recorder: BackgroundTaskRecorder) -> Iterator[BackgroundTaskRecord
         )
     originals = [owner.__dict__[name] for owner, name in _PATCHED]
     for (owner, name), original, patch in zip(
-        _PATCHED, originals, _patches(recorder, originals), strict=True
+        _PATCHED, originals, _patches(core, originals), strict=True
     ):
         setattr(patch, _ORIGINAL, original)
         setattr(owner, name, patch)
     try:
-        yield recorder
+        yield
     finally:
         remove_patches()
 
@@ -61,14 +63,14 @@ def remove_patches() -> None:
             setattr(owner, name, original)
 
 
-def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Callable[..., Any]]:
+def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
     task_init, task_call, tasks_init, add_task, app_call = originals
 
     def __init__(
         task: BackgroundTask, func: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> None:
         task_init(task, func, *args, **kwargs)
-        task._bgtasks_call = recorder._schedule(func, args, kwargs)  # type: ignore[attr-defined]
+        task._bgtasks_call = core.schedule(func, args, kwargs)  # type: ignore[attr-defined]
 
     async def __call__(task: BackgroundTask) -> None:
         call = getattr(task, "_bgtasks_call", None)
@@ -78,7 +80,7 @@ def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Cal
         if call.status == "skipped":  # an earlier task of this response failed
             return
         if call.status != "scheduled" or call.held:  # one task object run again: a new record
-            previous, call = call, recorder._schedule(task.func, task.args, task.kwargs)
+            previous, call = call, core.schedule(task.func, task.args, task.kwargs)
             if previous.batch is not None:
                 call.batch = previous.batch
                 call.batch[call.batch.index(previous)] = call
@@ -86,10 +88,10 @@ def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Cal
         request = call.request
         if request is not None and request.dispatched_at is None:
             request.dispatched_at = time.monotonic()
-        if recorder.mode == "deferred":
-            recorder._hold(call)
+        if core.mode == "deferred":
+            core.hold(call)
         else:
-            await execute(recorder, call, reraise=True, is_async=task.is_async)
+            await execute(core, call, reraise=True, is_async=task.is_async)
 
     def tasks_init_patch(
         tasks: BackgroundTasks, tasks_arg: Sequence[BackgroundTask] | None = None, /
@@ -116,19 +118,20 @@ def _patches(recorder: BackgroundTaskRecorder, originals: list[Any]) -> list[Cal
                 request.status_code = message["status"]
             await send(message)
 
-        recorder._ledger.enter()
+        core.ledger.enter()
         try:
             await app_call(app, scope, receive, observed_send)
         except BaseException as exc:
             if isinstance(exc, anyio.get_cancelled_exc_class()):
                 request.cancelled = True
                 raise
-            if not recorder._caused_by_task_failure(exc):
+            if not core.caused_by_task_failure(exc):
                 raise
         finally:
             current_request.reset(reset)
-            recorder._request_finished(request)
-            recorder._ledger.leave()
+            request.release_scope()
+            drop_unrun(request)
+            core.ledger.leave()
 
     return [__init__, __call__, tasks_init_patch, add_task_patch, app_patch]
 

@@ -1,0 +1,77 @@
+"""The state every source of work feeds and the recorder reads: records, queue, faults, ledger.
+
+Sources (``pytest_bgtasks._sources``) hand new work to :meth:`Core.schedule`, then hold it or
+run it with ``_execution.execute``; the core knows no source.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio.lowlevel
+
+from pytest_bgtasks._faults import FaultRegistry
+from pytest_bgtasks._held import HeldQueue
+from pytest_bgtasks._ledger import Ledger
+from pytest_bgtasks._options import Mode
+from pytest_bgtasks._record import TaskCall, current_request
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
+
+class Core:
+    """One test's recorded work and what controls it."""
+
+    def __init__(self, mode: Mode) -> None:
+        self.mode: Mode = mode
+        self.calls: list[TaskCall] = []
+        self.ledger = Ledger()
+        self.held = HeldQueue()
+        self.faults = FaultRegistry()
+        #: Task failures by ``id(exception)``, so the app's error path can tell them apart.
+        self.failures: dict[int, TaskCall] = {}
+        self._numbers = itertools.count(1)
+        self._scheduling = threading.Lock()  # numbers and order agree across threads
+
+    def schedule(
+        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> TaskCall:
+        """Record new work, attributed to the request being handled in this context."""
+        request = current_request.get()
+        with self._scheduling:
+            call = TaskCall(next(self._numbers), func, args, kwargs, request, time.monotonic())
+            self.calls.append(call)
+        if request is not None:
+            request.calls.append(call)
+        return call
+
+    def hold(self, call: TaskCall) -> None:
+        """Hold ``call`` for the test, remembering the event loop to replay it on."""
+        call.token = anyio.lowlevel.current_token()
+        self.held.push(call)
+
+    def caused_by_task_failure(self, exc: BaseException) -> bool:
+        """True when ``exc`` is, wraps (``raise ... from``), or groups only task failures.
+
+        Only ``Exception`` is contained: ``SystemExit`` and ``KeyboardInterrupt`` go on up.
+        """
+        if not isinstance(exc, Exception):
+            return False
+        if id(exc) in self.failures:
+            return True
+        if isinstance(exc, BaseExceptionGroup):
+            return all(self.caused_by_task_failure(inner) for inner in exc.exceptions)
+        return exc.__cause__ is not None and self.caused_by_task_failure(exc.__cause__)
+
+    def settle(self, timeout: float) -> list[TaskCall]:
+        """Release hanging faults and wait for running tasks; return those still running."""
+        self.faults.release()
+        if self.ledger.wait_idle(timeout):
+            return []
+        return [call for call in self.calls if call.status == "running"]

@@ -1,0 +1,57 @@
+"""The held queue of deferred mode: tasks waiting for the test to run them, in order."""
+
+from __future__ import annotations
+
+import heapq
+import threading
+
+from pytest_bgtasks._record import TaskCall
+
+
+class HeldQueue:
+    """Held tasks by scheduling order; safe across threads (apps under uvicorn hold from theirs).
+
+    Every operation takes the lock once, so checking and removing a task is one step.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, TaskCall]] = []
+        self._lock = threading.Lock()
+
+    def push(self, call: TaskCall) -> None:
+        with self._lock:
+            heapq.heappush(self._heap, (call.index, call))
+
+    def pop(self) -> TaskCall | None:
+        """The first task still waiting to run, taken off the queue; None when none is."""
+        with self._lock:
+            while self._heap:
+                _, call = heapq.heappop(self._heap)
+                if call.status == "scheduled":
+                    return call
+        return None
+
+    def remove(self, call: TaskCall) -> bool:
+        """Take ``call`` off the queue; False when it was not waiting there."""
+        with self._lock:
+            entries = [entry for entry in self._heap if entry[1] is not call]
+            if len(entries) == len(self._heap) or call.status != "scheduled":
+                return False
+            self._heap = entries
+            heapq.heapify(self._heap)
+            return True
+
+    def in_order(self) -> list[TaskCall]:
+        """The tasks still waiting to run, in scheduling order."""
+        with self._lock:
+            return self._waiting()
+
+    def clear(self) -> list[TaskCall]:
+        """Empty the queue; return the tasks that were still waiting, in order."""
+        with self._lock:
+            waiting = self._waiting()
+            self._heap.clear()
+            return waiting
+
+    def _waiting(self) -> list[TaskCall]:
+        return [call for _, call in sorted(self._heap) if call.status == "scheduled"]

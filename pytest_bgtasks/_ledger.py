@@ -1,0 +1,48 @@
+"""What is in flight and what runs, so waiting knows when everything is idle."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from pytest_bgtasks._record import TaskCall
+
+
+class Ledger:
+    """Counts what is in flight and what runs, so ``wait()`` knows when all is idle.
+
+    ``busy`` counts requests being handled and tasks handed over to run (a sync task queued
+    for a worker thread included); ``running`` counts tasks whose function has started.
+    """
+
+    def __init__(self) -> None:
+        self._idle = threading.Condition(threading.Lock())
+        self.busy = 0
+        self.running = 0
+        self.max_running = 0
+
+    def enter(self) -> None:
+        with self._idle:
+            self.busy += 1
+
+    def leave(self) -> None:
+        with self._idle:
+            self.busy -= 1
+            if self.busy == 0:
+                self._idle.notify_all()
+
+    def start(self, call: TaskCall) -> None:
+        call.status = "running"
+        call.started_at = time.monotonic()
+        with self._idle:
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+
+    def stop(self, call: TaskCall) -> None:
+        call.finished_at = time.monotonic()
+        with self._idle:
+            self.running -= 1
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self.busy == 0, timeout)

@@ -1,0 +1,45 @@
+"""The strict check at teardown: every task that failed, was dropped or never ran, listed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pytest_bgtasks._core import Core
+from pytest_bgtasks._options import MARKER
+from pytest_bgtasks._record import TaskCall
+from pytest_bgtasks._rendering import Renderer
+
+README_STRICT = "https://github.com/pytest-bgtasks/pytest-bgtasks#nothing-fails-silently"
+
+
+def problems(core: Core, render: Renderer, still_running: Sequence[TaskCall]) -> list[str]:
+    """What the check reports: unexpected failures and drops, tasks never run, unused faults."""
+    found: list[str] = []
+    for call in core.calls:
+        if call.expected:
+            continue
+        if call.status in ("failed", "dropped", "cancelled"):
+            found.append(render.block([call]))
+        elif call.status == "scheduled" and not call.held and call.request is None:
+            found.append(render.line(call) + "  (never handed to a response, never ran)")
+    names = ", ".join(sorted({call.name for call in core.calls})) or "none"
+    found += [
+        f"fault {fault} was never applied: no matching task ran (a typo? tasks recorded: {names})"
+        for fault in core.faults.never_applied()
+    ]
+    found += [
+        render.line(call) + "  (still running after teardown waited)" for call in still_running
+    ]
+    return found
+
+
+def report(found: Sequence[str]) -> str:
+    """The teardown error: every problem, then how to say a problem was expected."""
+    listing = "\n".join("  " + line for problem in found for line in problem.splitlines())
+    return (
+        f"pytest-bgtasks: {len(found)} background task problem(s):\n{listing}\n"
+        "Expected? Say so in the test with bgtasks.assert_failed(func) or"
+        " bgtasks.assert_dropped(func), or turn the check off with"
+        f" @pytest.mark.{MARKER}(strict=False) or the ini option bgtasks_strict = false"
+        f" (see {README_STRICT})."
+    )
