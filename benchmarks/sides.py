@@ -1,0 +1,36 @@
+"""The two sides of every comparison: the plugin recording, and the same code without it.
+
+This is the only module that reaches into the plugin's internals, so when they move, only this
+module follows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+
+from pytest_bgtasks._core import Core
+from pytest_bgtasks._recorder import BackgroundTaskRecorder
+from pytest_bgtasks._sources import installed
+
+#: A side of a comparison: a fresh context manager per round.
+Side = Callable[[], AbstractContextManager[object]]
+
+
+def plugin() -> AbstractContextManager[object]:
+    """The plugin side: every source of background work recording, in eager mode."""
+    return installed(Core("eager"))
+
+
+def baseline() -> AbstractContextManager[object]:
+    """The baseline side: the same code with no recorder."""
+    return nullcontext()
+
+
+@contextmanager
+def deferred() -> Iterator[BackgroundTaskRecorder]:
+    """The plugin in deferred mode: tasks are held, not run; the recorder can discard them."""
+    core = Core("deferred")
+    recorder = BackgroundTaskRecorder(core)
+    with installed(core):
+        yield recorder
