@@ -1,4 +1,4 @@
-"""The FastAPI app: one endpoint per scenario of the seeds, all settings from ``get_settings``.
+"""The FastAPI app: an endpoint per kind of background work, settings from ``get_settings``.
 
 Run it with ``uvicorn example_app.main:app``; configure it with ``EXAMPLE_*`` variables
 (see ``settings.py``).
@@ -25,7 +25,7 @@ app = FastAPI(title="pytest-bgtasks example app")
 def process_endpoint(
     data: list[dict[str, Any]], background_tasks: BackgroundTasks, settings: SettingsDep
 ) -> BackgroundJSONResponse:
-    """Seed 000: take a list of records, process it with pandas in the background."""
+    """Take a list of sales records and total them with pandas in the background, as a job."""
     if len(data) > settings.max_records:
         raise HTTPException(
             status_code=413,
@@ -52,7 +52,7 @@ def read_job(job_id: str, settings: SettingsDep) -> dict[str, Any]:
 async def send_notification(
     email: str, background_tasks: BackgroundTasks, settings: SettingsDep
 ) -> BackgroundJSONResponse:
-    """Seed 001: log "Notification sent to {email}" after a delay, in the background."""
+    """Log "Notification sent to {email}" after a delay (a slow task), in the background."""
     message = f"Notification sent to {email}"
     background_tasks.add_task(write_log, message, settings.log_path, settings.notify_delay)
     return BackgroundJSONResponse({"message": "Notification sent in the background"}, settings)
@@ -62,7 +62,7 @@ async def send_notification(
 async def send_email_route(
     to_email: str, background_tasks: BackgroundTasks, settings: SettingsDep
 ) -> BackgroundJSONResponse:
-    """Seed 001: send an e-mail through the configured SMTP server, in the background."""
+    """Send an e-mail through the configured SMTP server, in the background."""
     subject = "Test Email"
     body = "This is a test email sent from FastAPI."
     background_tasks.add_task(send_email, to_email, subject, body, settings)

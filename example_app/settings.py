@@ -17,15 +17,15 @@ PREFIX = "EXAMPLE_"
 
 @dataclass(frozen=True)
 class Settings:
-    #: Where ``write_log`` appends "Notification sent to ..." lines (seed: ``log.txt``).
+    #: Where ``write_log`` appends "Notification sent to ..." lines.
     log_path: Path = Path("log.txt")
-    #: Where failed background tasks are reported (seed: ``error_log.txt``).
+    #: Where failed background tasks are reported, one timestamped line each.
     error_log_path: Path = Path("error_log.txt")
     #: The sqlite3 database that holds the ``/process/`` jobs and their results.
     database_path: Path = Path("example.sqlite3")
     #: Seconds sqlite3 waits for a locked database before it gives up.
     database_timeout: float = 5.0
-    #: Seconds ``write_log`` takes, "simulating a time-consuming task" (seed: 2).
+    #: Seconds ``write_log`` sleeps before it writes: it stands for a time-consuming task.
     notify_delay: float = 2.0
     smtp_host: str = "localhost"
     smtp_port: int = 25

@@ -1,4 +1,4 @@
-"""The background tasks: plain functions, as in the seeds, with their settings as arguments."""
+"""The background tasks: plain functions, with their settings as arguments."""
 
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ class InvalidRecords(ValueError):
 
 
 def log_error(error_log_path: Path, message: str) -> None:
-    """Append one timestamped line to the error log (seed 001's ``error_log.txt``)."""
+    """Append one timestamped line to the error log (``Settings.error_log_path``)."""
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with open(error_log_path, "a", encoding="utf-8") as file:
         file.write(f"{stamp} Error in background task {message}\n")
 
 
-# -- seed 000: process a list of records with pandas ------------------------------------------
+# -- scenario 1: process a list of records with pandas ----------------------------------------
 
 
 def summarize_sales(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -91,11 +91,11 @@ def process_data(
     return summary
 
 
-# -- seed 001: a slow log line, an e-mail -----------------------------------------------------
+# -- scenarios 2 and 3: a slow log line, an e-mail --------------------------------------------
 
 
 def write_log(message: str, log_path: Path, delay: float) -> None:
-    """Append ``message`` to the log after ``delay`` seconds (seed: a 2-second "slow task")."""
+    """Append ``message`` to the log after ``delay`` seconds (2 by default: a slow task)."""
     time.sleep(delay)
     with open(log_path, "a", encoding="utf-8") as file:
         file.write(message + "\n")

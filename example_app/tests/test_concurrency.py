@@ -1,4 +1,4 @@
-"""Scenario 6 (seed 001): many background tasks at once are bounded by a configurable limit.
+"""Scenario 6: many background tasks at once are bounded by a configurable limit.
 
 60 requests go through ``httpx.AsyncClient`` over ``httpx.ASGITransport`` in one event loop,
 so they really overlap. Each schedules ``write_log``; the app runs at most

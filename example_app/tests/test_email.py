@@ -1,4 +1,4 @@
-"""Scenario 3 (seed 001): ``POST /email/{to_email}`` sends a real e-mail with smtplib.
+"""Scenario 3: ``POST /email/{to_email}`` sends a real e-mail with smtplib.
 
 The ``smtp_server`` fixture (conftest.py) runs aiosmtpd on 127.0.0.1 and points the app's
 settings at it, so these tests check the message a real SMTP server received.

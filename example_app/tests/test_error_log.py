@@ -1,4 +1,4 @@
-"""Scenario 4 (seed 001): a background task that fails is written to the error log.
+"""Scenario 4: a background task that fails is written to the error log.
 
 The app's ``BackgroundJSONResponse`` (background.py) logs any exception a task raises, then
 lets it go on to the server. ``bgtasks.fail`` makes a task fail on purpose, without touching

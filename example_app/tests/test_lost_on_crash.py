@@ -1,4 +1,4 @@
-"""Scenario 7 (seed 000): background tasks are lost when the process dies after the response.
+"""Scenario 7: background tasks are lost when the process dies after the response.
 
 A background task lives only in the memory of the process that answered the request. If that
 process dies (a deploy, a crash, an out-of-memory kill) after the response went out and

@@ -1,6 +1,6 @@
-"""Scenario 2 (seed 001): ``POST /send-notification/{email}`` logs a line after a delay.
+"""Scenario 2: ``POST /send-notification/{email}`` logs a line after a delay.
 
-The seed's delay is 2 seconds (``EXAMPLE_NOTIFY_DELAY``). These tests make it short, or hold
+The delay is 2 seconds by default (``EXAMPLE_NOTIFY_DELAY``). These tests make it short, or hold
 the task in deferred mode; ``test_real_server.py`` keeps the real 2 seconds.
 """
 

@@ -1,4 +1,4 @@
-"""Scenario 1 (seed 000): ``POST /process/`` summarizes records with pandas in the background."""
+"""Scenario 1: ``POST /process/`` summarizes records with pandas in the background."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from pytest_bgtasks import BackgroundTaskRecorder
 def test_response_arrives_before_the_two_second_task_finishes(
     live_server: str, bgtasks: BackgroundTaskRecorder, configure: Callable[..., Settings]
 ) -> None:
-    settings = configure(notify_delay=2.0)  # the seed's real "time-consuming task"
+    settings = configure(notify_delay=2.0)  # the default, a real "time-consuming task"
 
     started = time.monotonic()
     response = httpx.post(f"{live_server}/send-notification/ann@example.com", timeout=10)

@@ -1,4 +1,4 @@
-"""Scenario 5 (seed 001): a task closes its sqlite3 connection in ``finally``, even on failure.
+"""Scenario 5: a task closes its sqlite3 connection in ``finally``, even on failure.
 
 The task of ``POST /process/`` stores its result through ``db.finish_job``, which opens a
 connection and closes it in ``finally``. The ``connections`` fixture keeps every connection

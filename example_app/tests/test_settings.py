@@ -12,7 +12,7 @@ from example_app.main import app
 from example_app.settings import Settings, get_settings
 
 
-def test_defaults_follow_the_seeds() -> None:
+def test_defaults_are_the_documented_ones() -> None:
     settings = Settings.from_env({})
 
     assert settings.log_path == Path("log.txt")
