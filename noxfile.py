@@ -15,8 +15,8 @@ Sessions:
 - lint            ruff check, ruff format --check, mypy --strict pytest_bgtasks
 - wheel           python -m build; the wheel in a clean venv runs ci/wheel_smoke/ from a temp dir
 
-Every session runs on Python 3.11, the only interpreter on the project's machines and in CI;
-the package supports Python >= 3.10. Where several Pythons exist, run another with
+Every session runs on Python 3.11 (`PYTHON` below) and fails when that interpreter is missing.
+The package supports Python >= 3.10: to prove another, run e.g.
 `nox --force-python 3.13 -s tests`.
 
 Virtualenvs come from uv when it is installed (faster), from the standard library's venv
@@ -159,7 +159,7 @@ def asyncio_auto(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def xdist(session: nox.Session) -> None:
-    """Both suites under pytest-xdist with two workers (the machines have two cores)."""
+    """Both suites under pytest-xdist with two workers: no test may rely on a single process."""
     session.install("-e", ".[test]")
     _show_versions(session)
     _pytest(session, extra=("-n", "2"))
