@@ -10,8 +10,9 @@ from typing import Any, Literal
 import anyio
 from starlette._utils import is_async_callable
 
+from pytest_bgtasks._callables import callable_name
 from pytest_bgtasks._matching import Target, check_target, describe_target, refers_to
-from pytest_bgtasks._record import TaskCall, callable_name
+from pytest_bgtasks._record import TaskCall
 
 FaultKind = Literal["fail", "fail_after", "delay", "replace", "hang"]
 Predicate = Callable[[TaskCall], bool]

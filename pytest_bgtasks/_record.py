@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, Literal
+
+from pytest_bgtasks._callables import (
+    Aliases,
+    Binding,
+    bind,
+    callable_name,
+    flatten_partial,
+    full_name,
+    unwrap_partial,
+)
 
 Status = Literal[
     "scheduled", "running", "succeeded", "failed", "skipped", "dropped", "cancelled", "discarded"
@@ -79,26 +87,6 @@ class RequestInfo:
 current_request: ContextVar[RequestInfo | None] = ContextVar("bgtasks_request", default=None)
 
 
-def unwrap_partial(func: Any) -> Any:
-    """The function a ``functools.partial`` (however nested) finally calls."""
-    while isinstance(func, functools.partial):
-        func = func.func
-    return func
-
-
-def callable_name(func: Any) -> str:
-    """The qualified name of a task function, looking through ``functools.partial``.
-
-    Functions defined inside another function are named from there (``ingest``, not
-    ``test_it.<locals>.ingest``).
-    """
-    func = unwrap_partial(func)
-    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    if not isinstance(name, str):
-        name = type(func).__qualname__
-    return name.rpartition("<locals>.")[2]
-
-
 class TaskCall:
     """One background task: scheduled by ``add_task`` or ``BackgroundTask(...)``, and its outcome.
 
@@ -123,6 +111,8 @@ class TaskCall:
         "batch",
         "token",
         "_arguments",
+        "_binding",
+        "_aliases",
     )
 
     def __init__(
@@ -157,22 +147,46 @@ class TaskCall:
         #: The event loop token of the app that handed it over to run (for deferred replay).
         self.token: Any = None
         self._arguments: dict[str, Any] | None = None
+        self._binding: Binding | None = None
+        self._aliases: Aliases | None = None
 
     @property
     def name(self) -> str:
+        """The short qualified name: ``Mailer.send``, ``inner`` for ``outer.<locals>.inner``."""
         return callable_name(self.func)
+
+    @property
+    def full_name(self) -> str:
+        """``module.qualname`` in full: ``app.tasks.outer.<locals>.inner``."""
+        return full_name(self.func)
 
     @property
     def arguments(self) -> dict[str, Any]:
         """Arguments bound to the function's parameter names, defaults applied.
 
-        Extra keyword arguments collected by ``**kwargs`` are merged in by name. When the
-        function has no signature or the arguments don't fit it, positional arguments are
+        A ``functools.partial``'s baked-in arguments are included; a bound method's ``self``
+        is not. Extra keyword arguments collected by ``**kwargs`` are merged in by name. When
+        the function has no signature or the arguments don't fit it, positional arguments are
         named by index (``"0"``, ``"1"``) beside the keyword arguments.
         """
         if self._arguments is None:
-            self._arguments = bind_arguments(self.func, self.args, self.kwargs, partial=False)
+            _, args, kwargs = flatten_partial(self.func, self.args, self.kwargs)
+            self._arguments = bind(self.binding.signature, args, kwargs, partial=False)
         return self._arguments
+
+    @property
+    def binding(self) -> Binding:
+        """The signature the arguments bind to, looking through partials."""
+        if self._binding is None:
+            self._binding = Binding(unwrap_partial(self.func))
+        return self._binding
+
+    @property
+    def aliases(self) -> Aliases:
+        """The objects and names this task answers to (see ``_matching.refers_to``)."""
+        if self._aliases is None:
+            self._aliases = Aliases(self.func)
+        return self._aliases
 
     @property
     def duration(self) -> float | None:
@@ -200,37 +214,3 @@ class TaskCall:
 
     def __repr__(self) -> str:
         return f"<TaskCall #{self.index} {self.name} {self.status}>"
-
-
-def bind_arguments(
-    func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any], *, partial: bool
-) -> dict[str, Any]:
-    """Map arguments to ``func``'s parameter names; raise TypeError when they don't fit.
-
-    With ``partial=False`` a misfit falls back to index-named positionals instead.
-    """
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):
-        return _unbound(args, kwargs)
-    try:
-        bound = (
-            signature.bind_partial(*args, **kwargs) if partial else signature.bind(*args, **kwargs)
-        )
-    except TypeError:
-        if partial:
-            raise
-        return _unbound(args, kwargs)
-    if not partial:
-        bound.apply_defaults()
-    arguments: dict[str, Any] = {}
-    for name, value in bound.arguments.items():
-        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
-            arguments.update(value)
-        else:
-            arguments[name] = value
-    return arguments
-
-
-def _unbound(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    return {**{str(i): value for i, value in enumerate(args)}, **kwargs}

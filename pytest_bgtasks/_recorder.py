@@ -14,14 +14,7 @@ from pytest_bgtasks._core import Core
 from pytest_bgtasks._dependencies import ClosedDependencyWarnings
 from pytest_bgtasks._execution import execute
 from pytest_bgtasks._faults import Fault, FaultKind, Predicate
-from pytest_bgtasks._matching import (
-    Target,
-    arguments_match,
-    check_target,
-    describe_target,
-    expected_arguments,
-    refers_to,
-)
+from pytest_bgtasks._matching import Expectation, Target, check_target, describe_target, refers_to
 from pytest_bgtasks._options import Mode
 from pytest_bgtasks._record import TaskCall
 from pytest_bgtasks._rendering import Renderer
@@ -85,21 +78,23 @@ class BackgroundTaskRecorder:
         positional and keyword forms match each other; ``unittest.mock.ANY`` matches anything.
         """
         __tracebackhide__ = True
-        matches = self._matching(func, args, kwargs)
-        if not matches:
-            self._fail(f"Expected {self._expectation(func, args, kwargs)} to be scheduled")
-        return matches[0]
+        expectation = self._matching("assert_scheduled", func, args, kwargs)
+        if not expectation.matches:
+            message = f"Expected {self._expectation(expectation)} to be scheduled"
+            self._fail(message, notes=expectation.notes)
+        return expectation.matches[0]
 
     def assert_scheduled_once(self, func: Target, /, *args: Any, **kwargs: Any) -> TaskCall:
         """Assert exactly one task matches, as :meth:`assert_scheduled` matches; return it."""
         __tracebackhide__ = True
-        matches = self._matching(func, args, kwargs)
-        if len(matches) != 1:
+        expectation = self._matching("assert_scheduled_once", func, args, kwargs)
+        if len(expectation.matches) != 1:
             self._fail(
-                f"Expected {self._expectation(func, args, kwargs)} to be scheduled once,"
-                f" it was scheduled {len(matches)} times"
+                f"Expected {self._expectation(expectation)} to be scheduled once,"
+                f" it was scheduled {len(expectation.matches)} times",
+                notes=expectation.notes,
             )
-        return matches[0]
+        return expectation.matches[0]
 
     def assert_not_scheduled(self, func: Target | None = None, /) -> None:
         """Assert no task ran ``func`` (with ``None``: that no task was scheduled at all)."""
@@ -351,22 +346,27 @@ class BackgroundTaskRecorder:
     # -- messages ---------------------------------------------------------------------------
 
     def _matching(
-        self, func: Target, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> list[TaskCall]:
-        check_target(func, "assert_scheduled")
-        expected = expected_arguments(func, args, kwargs)
-        return [call for call in self.calls_to(func) if arguments_match(call, expected)]
+        self, method: str, func: Target, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Expectation:
+        expectation = Expectation(
+            func, args, kwargs, method=method, is_secret=self._renderer.is_secret
+        )
+        expectation.select(self._calls)
+        return expectation
 
-    def _expectation(self, func: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        shown = self._renderer.arguments(expected_arguments(func, args, kwargs))
-        return f"a background task {describe_target(func)}({shown})"
+    def _expectation(self, expectation: Expectation) -> str:
+        shown = self._renderer.arguments(expectation.shown)
+        return f"a background task {describe_target(expectation.target)}({shown})"
 
-    def _fail(self, message: str, calls: list[TaskCall] | None = None) -> None:
+    def _fail(
+        self, message: str, calls: list[TaskCall] | None = None, notes: list[str] | None = None
+    ) -> None:
         __tracebackhide__ = True
         shown = self._calls if calls is None else calls
         label = "Scheduled tasks" if calls is None else "Offending tasks"
         listing = self._renderer.block(shown) if shown else "(no background task was scheduled)"
-        raise AssertionError(f"{message}.\n{label} ({len(shown)}):\n{listing}")
+        lines = [f"{message}.", f"{label} ({len(shown)}):", listing, *(notes or ())]
+        raise AssertionError("\n".join(lines))
 
     def _refuse_in_loop(self, name: str, instead: str) -> None:
         if in_event_loop():
