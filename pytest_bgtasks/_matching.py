@@ -35,10 +35,13 @@ def refers_to(call: TaskCall, target: Target) -> bool:
     a class matches calls of its instances. A name matches a task's short name (``inner``), its
     ``__qualname__`` (``outer.<locals>.inner``), and either with the module (``app.tasks.``).
     """
-    aliases = call.aliases
+    return _refers(call, target, None if isinstance(target, str) else target_key(target))
+
+
+def _refers(call: TaskCall, target: Target, key: Hashable) -> bool:
     if isinstance(target, str):
-        return target in aliases.names
-    return target_key(target) in aliases.keys or _equal_callables(call.func, target)
+        return target in call.aliases.names
+    return key in call.aliases.keys or _equal_callables(call.func, target)
 
 
 def _equal_callables(func: Any, target: Any) -> bool:
@@ -71,6 +74,7 @@ class Expectation:
         self._args = args
         self._kwargs = kwargs
         self._is_secret = is_secret
+        self._key = None if isinstance(target, str) else target_key(target)
         self._bound: dict[Hashable, dict[str, Any] | str] = {}
         #: The expected arguments by parameter name, as failure messages show them.
         self.shown = self._bind_to_target(method)
@@ -100,7 +104,7 @@ class Expectation:
     def select(self, calls: Iterable[TaskCall]) -> list[TaskCall]:
         """The calls that match, in order; notes say why the others of the target did not."""
         for call in calls:
-            if not refers_to(call, self.target):
+            if not _refers(call, self.target, self._key):
                 continue
             why = self._mismatch(call)
             if why is None:
@@ -153,7 +157,10 @@ def compare(expected: Any, actual: Any) -> str | None:
     if expected is actual:
         return None
     try:
-        return None if _truth(expected == actual, expected, actual) else DIFFERENT
+        result = expected == actual
+        if result is True or result is False:  # the common case, without bool()'s detour
+            return None if result else DIFFERENT
+        return None if _truth(result, expected, actual) else DIFFERENT
     except RecursionError:
         return "comparing recursed without end (does the value contain itself?)"
     except Exception as error:
