@@ -16,33 +16,40 @@ class Ledger:
     """
 
     def __init__(self) -> None:
-        self._idle = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._waiters = 0  # notifying costs; only done when someone waits
         self.busy = 0
         self.running = 0
         self.max_running = 0
 
     def enter(self) -> None:
-        with self._idle:
+        with self._lock:
             self.busy += 1
 
     def leave(self) -> None:
-        with self._idle:
+        with self._lock:
             self.busy -= 1
-            if self.busy == 0:
+            if self.busy == 0 and self._waiters:
                 self._idle.notify_all()
 
     def start(self, call: TaskCall) -> None:
         call.status = "running"
         call.started_at = time.monotonic()
-        with self._idle:
+        with self._lock:
             self.running += 1
-            self.max_running = max(self.max_running, self.running)
+            if self.running > self.max_running:
+                self.max_running = self.running
 
     def stop(self, call: TaskCall) -> None:
         call.finished_at = time.monotonic()
-        with self._idle:
+        with self._lock:
             self.running -= 1
 
     def wait_idle(self, timeout: float | None) -> bool:
-        with self._idle:
-            return self._idle.wait_for(lambda: self.busy == 0, timeout)
+        with self._lock:
+            self._waiters += 1
+            try:
+                return self._idle.wait_for(lambda: self.busy == 0, timeout)
+            finally:
+                self._waiters -= 1
