@@ -6,6 +6,7 @@ run it with ``_execution.execute``; the core knows no source.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import sys
 import threading
@@ -19,7 +20,7 @@ from pytest_bgtasks._faults import FaultRegistry
 from pytest_bgtasks._held import HeldQueue
 from pytest_bgtasks._ledger import Ledger
 from pytest_bgtasks._options import Mode
-from pytest_bgtasks._record import TaskCall, current_request
+from pytest_bgtasks._record import TaskCall, current_call, current_request
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -40,12 +41,21 @@ class Core:
         self._scheduling = threading.Lock()  # numbers and order agree across threads
 
     def schedule(
-        self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        kind: str = "background",
     ) -> TaskCall:
-        """Record new work, attributed to the request being handled in this context."""
+        """Record new work, attributed to the request being handled in this context, or to
+        the request of the recorded task running in it."""
         request = current_request.get()
+        if request is None and (running := current_call.get()) is not None:
+            request = running.request
         with self._scheduling:
-            call = TaskCall(next(self._numbers), func, args, kwargs, request, time.monotonic())
+            call = TaskCall(
+                next(self._numbers), func, args, kwargs, request, time.monotonic(), kind
+            )
             self.calls.append(call)
         if request is not None:
             request.calls.append(call)
@@ -70,8 +80,15 @@ class Core:
         return exc.__cause__ is not None and self.caused_by_task_failure(exc.__cause__)
 
     def settle(self, timeout: float) -> list[TaskCall]:
-        """Release hanging faults and wait for running tasks; return those still running."""
+        """Release hanging faults and wait for running tasks; return those still running.
+
+        Work that only the garbage collector still holds is collected first, so that sources
+        tracking it by weak reference see it gone instead of waiting for it.
+        """
         self.faults.release()
+        if self.ledger.wait_idle(0):
+            return []
+        gc.collect()
         if self.ledger.wait_idle(timeout):
             return []
         return [call for call in self.calls if call.status == "running"]

@@ -13,7 +13,7 @@ from pytest_bgtasks._core import Core
 from pytest_bgtasks._faults import Fault, FaultReleased
 from pytest_bgtasks._ledger import Ledger
 from pytest_bgtasks._outcomes import skip_rest_of_batch
-from pytest_bgtasks._record import TaskCall
+from pytest_bgtasks._record import TaskCall, current_call
 
 
 async def execute(
@@ -35,6 +35,7 @@ async def execute(
         func, is_async = fault.body(func, is_async)
     ledger = core.ledger
     ledger.enter()
+    running = current_call.set(call)  # work the task creates is attributed to it
     try:
         if is_async:
             call.result = await _run_async(ledger, call, func)
@@ -49,6 +50,7 @@ async def execute(
     else:
         call.status = "succeeded"
     finally:
+        current_call.reset(running)
         ledger.leave()
 
 

@@ -83,17 +83,35 @@ class RequestInfo:
         return f"<RequestInfo {self}>"
 
 
+class Lifespan:
+    """The app's lifespan (start-up to shut-down), for work created during it."""
+
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        #: True once the app has shut down.
+        self.ended = False
+
+
 #: The request being handled by the outermost Starlette app in this context.
 current_request: ContextVar[RequestInfo | None] = ContextVar("bgtasks_request", default=None)
+#: The lifespan of the outermost Starlette app, while it runs in this context.
+current_lifespan: ContextVar[Lifespan | None] = ContextVar("bgtasks_lifespan", default=None)
+#: The recorded task running in this context, so work it creates is attributed to it.
+current_call: ContextVar[TaskCall | None] = ContextVar("bgtasks_call", default=None)
 
 
 class TaskCall:
-    """One background task: scheduled by ``add_task`` or ``BackgroundTask(...)``, and its outcome.
+    """One piece of background work and its outcome: a ``BackgroundTask`` (kind "background")
+    or an asyncio task the app created (kind "asyncio").
 
     Times are ``time.monotonic()`` readings; ``duration`` is in seconds.
     """
 
     __slots__ = (
+        "kind",
+        "origin",
+        "lifespan",
         "index",
         "func",
         "args",
@@ -123,7 +141,14 @@ class TaskCall:
         kwargs: dict[str, Any],
         request: RequestInfo | None,
         scheduled_at: float,
+        kind: str = "background",
     ) -> None:
+        #: Which source of work it came from: "background" or "asyncio".
+        self.kind = kind
+        #: Where the app created it (``file:line``), where the source knows.
+        self.origin: str | None = None
+        #: The app lifespan it was created during, if any (requests excluded).
+        self.lifespan: Lifespan | None = None
         self.index = index
         self.func = func
         self.args = args

@@ -66,13 +66,19 @@ class Renderer:
 
     def line(self, call: TaskCall) -> str:
         """``#1 write_log(message='hi')  succeeded in 2.00s  POST /send  [fault]``."""
-        parts = [f"#{call.index} {self.signature(call)}", "held" if call.held else call.status]
+        kind = "" if call.kind == "background" else f" ({call.kind} task)"
+        parts = [
+            f"#{call.index} {self.signature(call)}{kind}",
+            "held" if call.held else call.status,
+        ]
         if call.duration is not None:
             parts[-1] += f" in {call.duration:.3f}s"
         if call.request is not None:
             route = call.request.route
             request = str(call.request)
             parts.append(request if route in (None, call.request.path) else f"{request} ({route})")
+        if call.origin is not None:
+            parts.append(f"created at {call.origin}")
         if call.fault is not None:
             parts.append(f"fault {call.fault}")
         if call.reason is not None:

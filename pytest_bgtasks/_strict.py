@@ -28,7 +28,9 @@ def problems(core: Core, render: Renderer, still_running: Sequence[TaskCall]) ->
         for fault in core.faults.never_applied()
     ]
     found += [
-        render.line(call) + "  (still running after teardown waited)" for call in still_running
+        render.line(call) + "  (still running after teardown waited)"
+        for call in still_running
+        if not call.expected
     ]
     return found
 

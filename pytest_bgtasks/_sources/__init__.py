@@ -15,7 +15,10 @@ from contextlib import ExitStack, contextmanager
 from pytest_bgtasks._core import Core
 
 #: (module of the source, the top-level module of the library it hooks into).
-SOURCES: tuple[tuple[str, str], ...] = (("pytest_bgtasks._sources.starlette", "starlette"),)
+SOURCES: tuple[tuple[str, str], ...] = (
+    ("pytest_bgtasks._sources.starlette", "starlette"),
+    ("pytest_bgtasks._sources.asyncio_tasks", "asyncio"),
+)
 
 
 @contextmanager

@@ -23,7 +23,13 @@ from starlette.types import Message, Receive, Scope, Send
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._execution import execute
 from pytest_bgtasks._outcomes import drop_unrun
-from pytest_bgtasks._record import RequestInfo, TaskCall, current_request
+from pytest_bgtasks._record import (
+    Lifespan,
+    RequestInfo,
+    TaskCall,
+    current_lifespan,
+    current_request,
+)
 
 _PATCHED = (
     (BackgroundTask, "__init__"),
@@ -107,6 +113,9 @@ def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
         _join_batch(tasks, tasks.tasks[-1])
 
     async def app_patch(app: Starlette, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and current_lifespan.get() is None:
+            await _run_lifespan(app_call, app, scope, receive, send)
+            return
         if scope["type"] not in ("http", "websocket") or current_request.get() is not None:
             await app_call(app, scope, receive, send)
             return
@@ -134,6 +143,19 @@ def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
             core.ledger.leave()
 
     return [__init__, __call__, tasks_init_patch, add_task_patch, app_patch]
+
+
+async def _run_lifespan(
+    app_call: Callable[..., Any], app: Starlette, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Run the outermost app's lifespan, marking the work created during it as its own."""
+    lifespan = Lifespan()
+    reset = current_lifespan.set(lifespan)
+    try:
+        await app_call(app, scope, receive, send)
+    finally:
+        lifespan.ended = True
+        current_lifespan.reset(reset)
 
 
 def _join_batch(tasks: BackgroundTasks, task: BackgroundTask) -> None:

@@ -1,0 +1,354 @@
+"""The asyncio source: tasks the app creates itself (``create_task``, ``TaskGroup``, anyio).
+
+One class-level patch on ``asyncio.BaseEventLoop.create_task`` sees every task on every
+asyncio loop: ``asyncio.create_task``, ``ensure_future``, ``TaskGroup.create_task`` and
+anyio's ``start_soon`` all end there. Only the app's own tasks are recorded: created while a
+request, the app's lifespan or a recorded task runs, from a coroutine of the app's code (not
+Starlette's, anyio's or asyncio's plumbing). Tasks are watched through weak references, so a
+task nothing else keeps is still garbage-collected, as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+import time
+import weakref
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from functools import partial
+from types import CodeType, CoroutineType, FrameType
+from typing import Any
+
+from pytest_bgtasks._core import Core
+from pytest_bgtasks._faults import Fault, FaultReleased
+from pytest_bgtasks._record import TaskCall, current_call, current_lifespan, current_request
+
+_ORIGINAL = "_bgtasks_original"
+#: Top-level packages whose coroutines are plumbing, not the app's own work.
+_PLUMBING = frozenset(
+    {
+        "asyncio",
+        "anyio",
+        "starlette",
+        "fastapi",
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "httpcore2",
+        "uvicorn",
+        "h11",
+        "httptools",
+        "websockets",
+        "wsproto",
+        "sniffio",
+        "concurrent",
+        "pytest_bgtasks",
+    }
+)
+_ARGUMENT_FLAGS = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+UNRETRIEVED = (
+    "raised an exception nobody retrieved (it was not awaited, and neither .exception() nor"
+    " .result() was called)"
+)
+LEAKED = (
+    "still pending when the test ended: a leak (await it, cancel it, or wait for it with"
+    " bgtasks.wait())"
+)
+DESTROYED = (
+    "destroyed while pending: garbage-collected because nothing kept a reference to it;"
+    " keep one (a set of tasks, discarded in a done callback) until it is done"
+)
+LOOP_CLOSED = (
+    "cancelled unfinished when its event loop shut down: the test's client or event loop"
+    " closed while it was pending (a TestClient used without `with` closes its loop after"
+    " each request); wait for it first, with bgtasks.wait() or await bgtasks.wait_async()"
+)
+
+OUTLIVED_APP = (
+    "outlived the app: its lifespan ended with it still running, and it was cancelled when"
+    " the event loop shut down (cancel it, and await it, in the lifespan's shut-down)"
+)
+
+
+@contextmanager
+def install(core: Core) -> Iterator[None]:
+    """Record the app's asyncio tasks into ``core`` until the block ends, then judge them."""
+    original = asyncio.BaseEventLoop.__dict__["create_task"]
+    if hasattr(original, _ORIGINAL):
+        raise RuntimeError(
+            "asyncio tasks are already being recorded: only one bgtasks recorder can be"
+            " active at a time"
+        )
+    watcher = _Watcher(core)
+
+    def create_task(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> Any:
+        if (
+            type(coro) is CoroutineType
+            and (current_request.get() or current_lifespan.get() or current_call.get())
+            and (work := watcher.app_work(coro)) is not None
+        ):
+            return watcher.create(original, loop, coro, work, options)
+        return original(loop, coro, **options)
+
+    setattr(create_task, _ORIGINAL, original)
+    asyncio.BaseEventLoop.create_task = create_task  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        asyncio.BaseEventLoop.create_task = original  # type: ignore[method-assign]
+        watcher.judge()
+
+
+class _Watcher:
+    """Records each task, follows it to its end, and judges what the test left behind."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        self._facts: dict[CodeType, _CodeFacts] = {}
+        self._refs: dict[int, weakref.ref[asyncio.Task[Any]]] = {}
+        #: Failed tasks, kept until teardown to see whether the app retrieved the exception.
+        self._failed: list[tuple[TaskCall, asyncio.Task[Any]]] = []
+
+    def create(
+        self,
+        create_task: Callable[..., asyncio.Task[Any]],
+        loop: asyncio.AbstractEventLoop,
+        coro: Coroutine[Any, Any, Any],
+        work: Work,
+        options: dict[str, Any],
+    ) -> asyncio.Task[Any]:
+        """Create the task for ``coro``, whose work is the app's coroutine in ``work``."""
+        app_coro, frame, facts = work
+        core = self._core
+        values = frame.f_locals  # the arguments, read before the coroutine starts
+        arguments = {name: _held(values[name]) for name in facts.parameters if name in values}
+        call = core.schedule(facts.function, (), arguments, "asyncio")
+        call.origin = self._origin(sys._getframe(2))
+        if current_request.get() is None and current_call.get() is None:
+            call.lifespan = current_lifespan.get()
+        fault = core.faults.claim(call)
+        if fault is not None:
+            call.fault = str(fault)
+            coro = _faulted(fault, coro, app_coro, call)
+        task = create_task(loop, coro, **options)
+        counted = call.lifespan is None  # lifespan tasks may rightly run as long as the app
+        call.status = "running"
+        call.started_at = call.scheduled_at
+        if counted:
+            core.ledger.enter()
+        task.add_done_callback(partial(self._done, call, fault, counted))
+        self._refs[call.index] = weakref.ref(task, partial(self._collected, call, counted))
+        return task
+
+    def app_work(self, coro: CoroutineType[Any, Any, Any]) -> Work | None:
+        """The app's own coroutine that ``coro`` runs, with its frame; None for plumbing."""
+        frame = coro.cr_frame
+        if frame is None:
+            return None
+        facts = self._facts.get(frame.f_code)
+        if facts is None:
+            facts = self._facts[frame.f_code] = _CodeFacts(coro, frame)
+        if facts.runs_wrapped:
+            inner = getattr(frame.f_locals.get("self"), "_coro", None)
+            return self.app_work(inner) if type(inner) is CoroutineType else None
+        return None if facts.plumbing else (coro, frame, facts)
+
+    def _origin(self, frame: FrameType | None) -> str | None:
+        """``file:line`` of the app's code that created the task, out of ``frame`` and up."""
+        while frame is not None:
+            code = frame.f_code
+            facts = self._facts.get(code)
+            if facts is None:
+                facts = self._facts[code] = _CodeFacts(None, frame)
+            if not facts.plumbing:
+                return f"{code.co_filename}:{frame.f_lineno}"
+            frame = frame.f_back
+        return None
+
+    def _done(
+        self, call: TaskCall, fault: Fault | None, counted: bool, task: asyncio.Task[Any]
+    ) -> None:
+        call.finished_at = time.monotonic()
+        exception = None if task.cancelled() else getattr(task, "_exception", None)  # unretrieved
+        if task.cancelled():
+            call.status = "cancelled"
+            if fault is not None and fault.kind == "hang":
+                call.reason = "hung by fault until cancelled"
+                call.expected = True
+            else:
+                call.reason = _cancel_reason(call)
+        elif isinstance(exception, FaultReleased):
+            task.exception()  # the plugin's own exception: retrieved, so asyncio logs nothing
+            call.status = "cancelled"
+            call.reason = "hung by fault until the test ended"
+            call.expected = True
+        elif exception is not None:
+            call.status = "failed"
+            call.exception = exception
+            call.expected = fault is not None and fault.raised(exception)
+            self._failed.append((call, task))
+        else:
+            call.status = "succeeded"
+            call.result = task.result()
+        if counted:
+            self._core.ledger.leave()
+
+    def _collected(self, call: TaskCall, counted: bool, _ref: object) -> None:
+        if call.status != "running":
+            return
+        call.status = "dropped"
+        call.reason = DESTROYED
+        call.finished_at = time.monotonic()
+        if counted:
+            self._core.ledger.leave()
+
+    def judge(self) -> None:
+        """Say, on each record, whether what became of its task is a problem for the test."""
+        for call, task in self._failed:
+            if not task._log_traceback:
+                call.expected = True
+                call.reason = "its exception was retrieved by the app"
+            elif call.reason is None:
+                call.reason = UNRETRIEVED
+        self._failed.clear()
+        for call in self._core.calls:
+            if call.kind != "asyncio":
+                continue
+            lifespan_runs = call.lifespan is not None and not call.lifespan.ended
+            if call.status == "running":
+                call.reason = "still running with the app's lifespan" if lifespan_runs else LEAKED
+                call.expected = call.expected or lifespan_runs
+            elif call.status == "cancelled" and call.reason not in (LOOP_CLOSED, OUTLIVED_APP):
+                call.expected = True
+        self._refs.clear()
+
+
+class _CodeFacts:
+    """What the plugin needs to know of a code object, worked out once per test."""
+
+    __slots__ = ("function", "parameters", "plumbing", "runs_wrapped")
+
+    def __init__(self, coro: CoroutineType[Any, Any, Any] | None, frame: FrameType) -> None:
+        code = frame.f_code
+        package = frame.f_globals.get("__name__", "").partition(".")[0]
+        self.plumbing = package in _PLUMBING
+        #: anyio >= 4.14 runs start_soon()'s coroutine inside a TaskHandle's own coroutine.
+        self.runs_wrapped = package == "anyio" and code.co_name == "_run_coro"
+        count = code.co_argcount + code.co_kwonlyargcount
+        count += bin(code.co_flags & _ARGUMENT_FLAGS).count("1")
+        self.parameters = code.co_varnames[:count]
+        #: The ``async def`` function, for a coroutine's code (None for other frames).
+        self.function: Any = None if coro is None else _function_of(coro, code, frame)
+
+
+#: The app's coroutine that a task runs, its frame, and the facts of its code.
+Work = tuple["CoroutineType[Any, Any, Any]", FrameType, _CodeFacts]
+
+
+def _function_of(coro: CoroutineType[Any, Any, Any], code: CodeType, frame: FrameType) -> Any:
+    """The ``async def`` function that made ``coro``, found by name where it is defined."""
+    qualname = coro.__qualname__
+    if "<locals>" not in qualname:
+        found: Any = frame.f_globals
+        for part in qualname.split("."):
+            found = found.get(part) if isinstance(found, dict) else getattr(found, part, None)
+        found = getattr(found, "__func__", found)  # a classmethod, looked up on its class
+        while found is not None:
+            if getattr(found, "__code__", None) is code:
+                return found
+            found = getattr(found, "__wrapped__", None)
+    return CoroutineFunction(coro, code, frame.f_globals.get("__name__", ""))
+
+
+def _held(value: Any) -> Any:
+    """``value`` as the record keeps it: asyncio's own objects (a future, an event, a queue)
+    weakly, since holding what the task waits on would keep the task alive."""
+    if type(value).__module__.lstrip("_").partition(".")[0] == "asyncio":
+        try:
+            return WeakArgument(value)
+        except TypeError:  # no weak references to it
+            pass
+    return value
+
+
+class WeakArgument:
+    """An asyncio object among a task's arguments, held weakly; equal to that object."""
+
+    __slots__ = ("_ref", "_type")
+
+    def __init__(self, value: Any) -> None:
+        self._ref = weakref.ref(value)
+        self._type = type(value).__name__
+
+    def __eq__(self, other: object) -> bool:
+        value = self._ref()
+        if isinstance(other, WeakArgument):
+            return value is not None and value is other._ref()
+        return value is not None and value is other
+
+    def __hash__(self) -> int:
+        return id(self._ref)
+
+    def __repr__(self) -> str:
+        value = self._ref()
+        return f"<{self._type}, garbage-collected>" if value is None else repr(value)
+
+
+class CoroutineFunction:
+    """Stands for an ``async def`` function known only by its coroutine (a nested one).
+
+    It equals the real function, so ``assert_scheduled(inner)`` and faults match it.
+    """
+
+    def __init__(self, coro: CoroutineType[Any, Any, Any], code: CodeType, module: str) -> None:
+        self.__name__ = coro.__name__
+        self.__qualname__ = coro.__qualname__
+        self.__module__ = module
+        self.__code__ = code
+
+    def __eq__(self, other: object) -> bool:
+        return getattr(other, "__code__", None) is self.__code__
+
+    def __hash__(self) -> int:
+        return hash(self.__code__)
+
+    def __repr__(self) -> str:
+        return f"<async function {self.__qualname__}>"
+
+
+def _cancel_reason(call: TaskCall) -> str:
+    if not _loop_shutting_down():
+        return "cancelled by the app"
+    if call.lifespan is not None:
+        return OUTLIVED_APP
+    return LOOP_CLOSED
+
+
+def _loop_shutting_down() -> bool:
+    """True when asyncio is cancelling every task left because its loop is shutting down."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "_cancel_all_tasks":
+            return True
+        frame = frame.f_back
+    return False
+
+
+async def _faulted(
+    fault: Fault, coro: Coroutine[Any, Any, Any], work: Coroutine[Any, Any, Any], call: TaskCall
+) -> Any:
+    """Run ``coro`` under ``fault``; a fault that never runs it closes it (and ``work``)."""
+
+    async def original(*_args: Any, **_kwargs: Any) -> Any:
+        return await coro
+
+    body, is_async = fault.body(original, True)
+    try:
+        result = body(*call.args, **call.kwargs)
+        return await result if is_async else result  # a sync substitute runs on the loop
+    finally:
+        coro.close()
+        work.close()
