@@ -6,6 +6,9 @@ Run it with ``uvicorn example_app.main:app``; configure it with ``EXAMPLE_*`` va
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import uuid4
 
@@ -14,7 +17,7 @@ from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException
 from example_app import db
 from example_app.background import BackgroundJSONResponse
 from example_app.settings import Settings, get_settings
-from example_app.tasks import process_data, send_email, write_log
+from example_app.tasks import announce_signup, log_error, process_data, send_email, write_log
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -67,3 +70,23 @@ async def send_email_route(
     body = "This is a test email sent from FastAPI."
     background_tasks.add_task(send_email, to_email, subject, body, settings)
     return BackgroundJSONResponse({"message": "Email sent in the background"}, settings)
+
+
+#: The announcements still running. The app keeps a reference to each task until it is done:
+#: asyncio itself keeps only a weak one, and may garbage-collect a task mid-flight.
+announcing: set[asyncio.Task[None]] = set()
+
+
+@app.post("/signup/{email}", status_code=201)
+async def signup(email: str, settings: SettingsDep) -> dict[str, str]:
+    """Announce a sign-up with a fire-and-forget asyncio task; its failure goes to the error log."""
+    task = asyncio.create_task(announce_signup(email, settings.log_path))
+    announcing.add(task)
+    task.add_done_callback(partial(_announced, settings.error_log_path))
+    return {"message": f"Welcome, {email}"}
+
+
+def _announced(error_log_path: Path, task: asyncio.Task[None]) -> None:
+    announcing.discard(task)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log_error(error_log_path, f"announce_signup: {error!r}")

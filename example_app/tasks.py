@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import time
 from datetime import datetime, timezone
@@ -117,3 +118,13 @@ def send_email(to_email: str, subject: str, body: str, settings: Settings) -> No
         if settings.smtp_username:
             smtp.login(settings.smtp_username, settings.smtp_password)
         smtp.send_message(message)
+
+
+# -- scenario 9: a fire-and-forget asyncio task ------------------------------------------------
+
+
+async def announce_signup(email: str, log_path: Path) -> None:
+    """Append "Welcome announced for {email}" to the log, off the request's path."""
+    await asyncio.sleep(0)  # hands the loop back, as the real I/O of an announcement would
+    with open(log_path, "a", encoding="utf-8") as file:
+        file.write(f"Welcome announced for {email}\n")
