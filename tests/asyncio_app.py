@@ -133,3 +133,27 @@ async def stream() -> StreamingResponse:
         yield b"a"
 
     return StreamingResponse(chunks())
+
+
+class EventBus:
+    """Per-request objects whose methods become tasks, as in real apps."""
+
+    async def publish(self, event: str, payload: int = 0) -> None:
+        await asyncio.sleep(0)
+        sent.append(f"published:{event}")
+
+    @classmethod
+    async def announce(cls, event: str) -> None:
+        await asyncio.sleep(0)
+        sent.append(f"announced:{event}")
+
+
+@app.post("/events")
+async def events() -> dict[str, bool]:
+    async def audit(entry: str, *extra: str) -> None:
+        sent.append(f"audit:{entry}")
+
+    keep(asyncio.create_task(EventBus().publish("user.created", payload=3)))
+    keep(asyncio.create_task(EventBus.announce("hello")))
+    await asyncio.create_task(audit("signup"))
+    return {"ok": True}

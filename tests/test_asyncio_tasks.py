@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder
 from tests import asyncio_app
-from tests.asyncio_app import app, explode, heartbeat, notify, notify_later
+from tests.asyncio_app import EventBus, app, explode, heartbeat, notify, notify_later
 
 APP_FILE = asyncio_app.__file__
 
@@ -337,3 +337,21 @@ def test_a_lifespan_task_that_outlives_the_app_fails_the_test(pytester: pytest.P
     result.stdout.fnmatch_lines(
         ["  #1 refresh_cache() (asyncio task)  cancelled in *s  created at *test_*.py:*"]
     )
+
+
+def test_methods_and_nested_functions_match_as_background_tasks_do(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    with TestClient(app) as client:
+        client.post("/events")
+        bgtasks.wait()
+
+    publish = bgtasks.assert_scheduled_once(EventBus.publish, "user.created", payload=3)
+    assert publish.arguments == {"event": "user.created", "payload": 3}  # bound: no self
+    assert publish.name == "EventBus.publish"
+    bgtasks.assert_scheduled("EventBus.publish", event="user.created")
+    bgtasks.assert_scheduled_once(EventBus.announce, "hello")
+    audit = bgtasks.assert_scheduled_once("audit", "signup")
+    assert audit.arguments == {"entry": "signup", "extra": ()}
+    bgtasks.assert_scheduled_once("events.<locals>.audit", entry="signup")
+    assert sorted(asyncio_app.sent) == ["announced:hello", "audit:signup", "published:user.created"]

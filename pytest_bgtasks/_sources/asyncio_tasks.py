@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from functools import partial
-from types import CodeType, CoroutineType, FrameType
+from types import CodeType, CoroutineType, FrameType, FunctionType, MethodType
 from typing import Any
 
 from pytest_bgtasks._core import Core
@@ -125,7 +125,10 @@ class _Watcher:
         core = self._core
         values = frame.f_locals  # the arguments, read before the coroutine starts
         arguments = {name: _held(values[name]) for name in facts.parameters if name in values}
-        call = core.schedule(facts.function, (), arguments, "asyncio")
+        func = facts.function
+        if facts.method and facts.parameters[0] in arguments:
+            func = MethodType(func, arguments.pop(facts.parameters[0]))
+        call = core.schedule(func, (), arguments, "asyncio")
         call.origin = self._origin(sys._getframe(2))
         if current_request.get() is None and current_call.get() is None:
             call.lifespan = current_lifespan.get()
@@ -229,7 +232,7 @@ class _Watcher:
 class _CodeFacts:
     """What the plugin needs to know of a code object, worked out once per test."""
 
-    __slots__ = ("function", "parameters", "plumbing", "runs_wrapped")
+    __slots__ = ("function", "method", "parameters", "plumbing", "runs_wrapped")
 
     def __init__(self, coro: CoroutineType[Any, Any, Any] | None, frame: FrameType) -> None:
         code = frame.f_code
@@ -240,27 +243,40 @@ class _CodeFacts:
         count = code.co_argcount + code.co_kwonlyargcount
         count += bin(code.co_flags & _ARGUMENT_FLAGS).count("1")
         self.parameters = code.co_varnames[:count]
-        #: The ``async def`` function, for a coroutine's code (None for other frames).
-        self.function: Any = None if coro is None else _function_of(coro, code, frame)
+        #: The ``async def`` function, for a coroutine's code (None for other frames), and
+        #: whether it is a method, recorded bound to its object as ``obj.method`` would be.
+        self.function: Any = None
+        self.method = False
+        if coro is not None:
+            self.function, self.method = _function_of(coro, code, frame)
 
 
 #: The app's coroutine that a task runs, its frame, and the facts of its code.
 Work = tuple["CoroutineType[Any, Any, Any]", FrameType, _CodeFacts]
 
 
-def _function_of(coro: CoroutineType[Any, Any, Any], code: CodeType, frame: FrameType) -> Any:
-    """The ``async def`` function that made ``coro``, found by name where it is defined."""
+def _function_of(
+    coro: CoroutineType[Any, Any, Any], code: CodeType, frame: FrameType
+) -> tuple[Any, bool]:
+    """The ``async def`` function that made ``coro``, found by name where it is defined, and
+    whether it is a method (or classmethod) whose first argument it is bound to."""
     qualname = coro.__qualname__
     if "<locals>" not in qualname:
+        owner: Any = None
         found: Any = frame.f_globals
         for part in qualname.split("."):
+            owner = found
             found = found.get(part) if isinstance(found, dict) else getattr(found, part, None)
+        attribute = (
+            owner.__dict__.get(qualname.rpartition(".")[2]) if isinstance(owner, type) else None
+        )
+        method = isinstance(attribute, (FunctionType, classmethod))
         found = getattr(found, "__func__", found)  # a classmethod, looked up on its class
         while found is not None:
             if getattr(found, "__code__", None) is code:
-                return found
+                return found, method
             found = getattr(found, "__wrapped__", None)
-    return CoroutineFunction(coro, code, frame.f_globals.get("__name__", ""))
+    return CoroutineFunction(coro, code, frame.f_globals.get("__name__", "")), False
 
 
 def _held(value: Any) -> Any:
@@ -308,6 +324,32 @@ class CoroutineFunction:
         self.__qualname__ = coro.__qualname__
         self.__module__ = module
         self.__code__ = code
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The parameters, read from the code (no defaults: its coroutine has every value)."""
+        code, kind = self.__code__, inspect.Parameter
+        names, positional, keyword = code.co_varnames, code.co_argcount, code.co_kwonlyargcount
+        parameters = [
+            kind(
+                name,
+                kind.POSITIONAL_ONLY if i < code.co_posonlyargcount else kind.POSITIONAL_OR_KEYWORD,
+            )
+            for i, name in enumerate(names[:positional])
+        ]
+        rest = positional + keyword  # co_varnames: positionals, keyword-only, *args, **kwargs
+        if code.co_flags & inspect.CO_VARARGS:
+            parameters.append(kind(names[rest], kind.VAR_POSITIONAL))
+            rest += 1
+        parameters += [
+            kind(name, kind.KEYWORD_ONLY) for name in names[positional : positional + keyword]
+        ]
+        if code.co_flags & inspect.CO_VARKEYWORDS:
+            parameters.append(kind(names[rest], kind.VAR_KEYWORD))
+        return inspect.Signature(parameters)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{self.__qualname__} is known here only by a coroutine it made")
 
     def __eq__(self, other: object) -> bool:
         return getattr(other, "__code__", None) is self.__code__
