@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from pytest_bgtasks._record import RequestInfo, TaskCall
@@ -30,9 +31,13 @@ def _is_generator(call: Any) -> bool:
 
 
 class ClosedDependencyWarnings:
-    """Warns, once per request, that a held task runs after its route's yield dependencies."""
+    """Warns, once per request, that a held task runs after its route's yield dependencies.
 
-    def __init__(self) -> None:
+    ``describe_request`` gives the request as it may be printed (its path may hold a secret).
+    """
+
+    def __init__(self, describe_request: Callable[[TaskCall], str | None]) -> None:
+        self._describe_request = describe_request
         self._warned: set[int] = set()
 
     def warn_once(self, call: TaskCall, *, stacklevel: int) -> None:
@@ -41,8 +46,9 @@ class ClosedDependencyWarnings:
             return
         names = yield_dependencies(request)
         if names:
+            shown = self._describe_request(call)
             warnings.warn(
-                f"{request} has dependencies with yield ({', '.join(names)}); they closed when"
+                f"{shown} has dependencies with yield ({', '.join(names)}); they closed when"
                 " the response ended, so its held tasks now run after them, unlike production"
                 " (FastAPI >= 0.118 runs tasks before they close). A task that uses their"
                 " resources may fail here only: test it in eager mode.",

@@ -33,7 +33,7 @@ class BackgroundTaskRecorder:
         self._core = core
         self._calls = core.calls  # the core appends; the recorder reads
         self._renderer = renderer or Renderer()
-        self._dependency_warnings = ClosedDependencyWarnings()
+        self._dependency_warnings = ClosedDependencyWarnings(self._renderer.request)
 
     # -- the record -------------------------------------------------------------------------
 
@@ -366,7 +366,8 @@ class BackgroundTaskRecorder:
         label = "Scheduled tasks" if calls is None else "Offending tasks"
         listing = self._renderer.block(shown) if shown else "(no background task was scheduled)"
         lines = [f"{message}.", f"{label} ({len(shown)}):", listing, *(notes or ())]
-        raise AssertionError("\n".join(lines))
+        text = "\n".join(lines)
+        raise AssertionError(self._renderer.scrub(text, self._calls))  # expected values too
 
     def _refuse_in_loop(self, name: str, instead: str) -> None:
         if in_event_loop():

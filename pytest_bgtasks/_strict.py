@@ -24,7 +24,11 @@ def problems(core: Core, render: Renderer, still_running: Sequence[TaskCall]) ->
             found.append(render.line(call) + "  (never handed to a response, never ran)")
     names = ", ".join(sorted({call.name for call in core.calls})) or "none"
     found += [
-        f"fault {fault} was never applied: no matching task ran (a typo? tasks recorded: {names})"
+        render.scrub(  # the fault's exception may quote a secret of the recorded calls
+            f"fault {fault} was never applied: no matching task ran (a typo? tasks recorded:"
+            f" {names})",
+            core.calls,
+        )
         for fault in core.faults.never_applied()
     ]
     found += [

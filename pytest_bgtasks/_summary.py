@@ -32,23 +32,23 @@ STATUS_ORDER = (
 
 
 def summary_rows(recorder: BackgroundTaskRecorder) -> list[dict[str, Any]]:
-    """The recorder's tasks as JSON-ready rows, arguments rendered (and redacted) already."""
-    render = recorder._renderer
-    return [
-        {
-            "index": call.index,
-            "task": render.signature(call),
-            "status": call.status,
-            "duration": call.duration,
-            "request": None if call.request is None else str(call.request),
-            "error": None
-            if call.exception is None
-            else f"{type(call.exception).__name__}: {call.exception}",
-            "expected": call.expected,
-            "fault": call.fault,
-        }
-        for call in recorder.calls
-    ]
+    """The recorder's tasks as JSON-ready rows, every text field rendered and redacted already."""
+    rows = []
+    for call in recorder.calls:
+        shown = recorder._renderer.redacted(call)
+        rows.append(
+            {
+                "index": call.index,
+                "task": shown.signature,
+                "status": call.status,
+                "duration": call.duration,
+                "request": shown.request,
+                "error": shown.error,
+                "expected": call.expected,
+                "fault": shown.fault,
+            }
+        )
+    return rows
 
 
 class SessionSummary:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_bgtasks._options import MARKER_DOC, Options
-from pytest_bgtasks._rendering import DEFAULT_SECRET_NAMES, Renderer
+from pytest_bgtasks._redaction import DEFAULT_SECRET_NAMES
+from pytest_bgtasks._rendering import Renderer
 from pytest_bgtasks._summary import SessionSummary, summary_rows
 
 if TYPE_CHECKING:  # imported when a test first asks for the fixture: start-up stays light
