@@ -47,9 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "bgtasks_redact",
-        "more argument names whose values are shown as *** (defaults: "
-        + ", ".join(DEFAULT_SECRET_NAMES)
-        + ").",
+        "more names (arguments, dict keys, fields, route parameters) whose values are shown"
+        " as *** (defaults: " + ", ".join(DEFAULT_SECRET_NAMES) + ").",
         type="linelist",
         default=[],
     )

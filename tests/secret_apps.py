@@ -6,7 +6,7 @@ import smtplib
 from collections.abc import Iterator
 
 from fastapi import BackgroundTasks, Depends, FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 #: Every secret below: none may appear in anything the plugin prints or writes.
 SECRETS = (
@@ -20,6 +20,8 @@ SECRETS = (
     "x-api-key-32",
     "cookie-val-33",
     "model-pw-34",
+    "deep-pw-36",
+    "secret-str-37",
 )
 
 #: Paths and values the tests use, by name: pytest itself prints a failing test's source.
@@ -58,6 +60,12 @@ def welcome(user: NewUser, extra: list[object]) -> None:
 
 def forward(headers: dict[str, str]) -> None:
     pass
+
+
+def connect(settings: dict[str, object], key: SecretStr) -> None:
+    replica = settings["db"]["replicas"][0]  # type: ignore[index]
+    password = replica["options"]["password"]
+    raise ConnectionError(f"login with {password} and {key.get_secret_value()} refused")
 
 
 def audit(label: str) -> None:
@@ -130,4 +138,12 @@ async def start_forward(
 ) -> dict[str, bool]:
     """Forwards one header, named and valued by the request body."""
     background_tasks.add_task(forward, {header["name"]: header["value"]})
+    return {"ok": True}
+
+
+@app.post("/connect")
+async def start_connect(background_tasks: BackgroundTasks) -> dict[str, bool]:
+    """A password deeper than the report shows, and a pydantic SecretStr."""
+    settings = {"db": {"replicas": [{"options": {"password": "deep-pw-36"}}]}}
+    background_tasks.add_task(connect, settings, SecretStr("secret-str-37"))
     return {"ok": True}

@@ -75,6 +75,14 @@ def leaked(text: str, secrets: tuple[str, ...] = SECRETS) -> list[str]:
             ],
             id="pydantic-model",
         ),
+        pytest.param(
+            "/connect",
+            [
+                "#1 connect(settings={'db': {'replicas': [{...}]}}, key=SecretStr('**********'))",
+                "ConnectionError: login with *** and *** refused",
+            ],
+            id="deeper-than-shown-and-secretstr",
+        ),
     ],
 )
 def test_assertion_messages_hide_secrets_by_what_they_are(
@@ -171,6 +179,16 @@ def test_expected_values_are_redacted_too(bgtasks: BackgroundTaskRecorder) -> No
             ],
             id="url-user-alone",
         ),
+        pytest.param(
+            "/backup?dsn=host=db password=pw user=app",
+            ["#1 backup(dsn='host=db password=*** user=app')  failed in "],
+            id="keyword-dsn",
+        ),
+        pytest.param(
+            "/backup?dsn=https://api.example.com/v1?api_key=k1%26page=2",
+            ["ConnectionError: could not connect to https://api.example.com/v1?api_key=***&page=2"],
+            id="query-string",
+        ),
     ],
 )
 def test_a_short_secret_is_hidden_where_it_stands(
@@ -183,6 +201,25 @@ def test_a_short_secret_is_hidden_where_it_stands(
 
     message = str(info.value)
     assert [line for line in shown if line not in message] == [], message
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "ValueError: {'password': 'pw', 'user': 'ann'}",
+            "ValueError: {'password': ***, 'user': 'ann'}",
+        ),
+        ('body {"api_key": "k1"} refused', 'body {"api_key": ***} refused'),
+        ("401 for Authorization: Bearer ab.cd", "401 for Authorization: Bearer ***"),
+        ("SECRET_KEY=xy and secret=", "SECRET_KEY=*** and secret="),
+        ("author=ann keyboard=us", "author=ann keyboard=us"),
+    ],
+)
+def test_messages_hide_secret_looking_text(text: str, shown: str) -> None:
+    from pytest_bgtasks._rendering import Renderer
+
+    assert Renderer().scrub(text) == shown
 
 
 # -- everything the plugin writes, through pytest --------------------------------------------
