@@ -33,9 +33,11 @@ DEFAULT_SECRET_NAMES: tuple[str, ...] = (
 #: segment) but not searched for inside other text, where "1" or "ab" would erase everything.
 MIN_SCRUBBED_LENGTH = 4
 
-#: How far secrets are searched for inside arguments (nesting levels, items per container).
+#: How far secrets are searched for inside arguments: nesting levels, items per container,
+#: values in all (a huge argument costs a bounded time; secret names are masked regardless).
 _SEARCH_DEPTH = 20
 _SEARCH_ITEMS = 1000
+_SEARCH_VALUES = 20_000
 #: How much of a masked copy is built: what the shortened display can show, plus one.
 _SHOWN_DEPTH = 4
 _SHOWN_ITEMS = 7
@@ -121,6 +123,7 @@ class Redaction:
         for secret in known_secrets:
             self._add_secret(secret)
         self._pattern: re.Pattern[str] | None = None
+        self._budget = _SEARCH_VALUES
         seen: set[int] = set()
         for name, value in arguments.items():
             self._search(name, value, 0, seen)
@@ -132,6 +135,9 @@ class Redaction:
     # -- finding secrets --------------------------------------------------------------------
 
     def _search(self, name: str | None, value: Any, depth: int, seen: set[int]) -> None:
+        self._budget -= 1
+        if self._budget < 0:
+            return
         if name is not None and self._redactor.is_secret(name):
             if _is_auth(normalized(name)) and _is_pair(value):
                 self._add_secret(value[1])

@@ -70,10 +70,6 @@ class Renderer:
     def __init__(self, secret_names: Iterable[str] = DEFAULT_SECRET_NAMES) -> None:
         self.redactor = Redactor(secret_names)
 
-    @property
-    def secret_names(self) -> tuple[str, ...]:
-        return self.redactor.secret_names
-
     def is_secret(self, name: str) -> bool:
         return self.redactor.is_secret(name)
 
