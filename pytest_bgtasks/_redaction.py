@@ -52,7 +52,8 @@ _ASSIGNMENT = re.compile(  # password=pw, ?api_key=pw (DSN keywords, query strin
 )
 _QUOTED_KEY = re.compile(  # {'password': 'pw'} or {"token": "pw"} inside a message
     r"(?P<name>'[^'\n]{1,64}'|\"[^\"\n]{1,64}\")(?P<sep>\s*:\s*)"
-    r"(?P<value>'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"|[^\s,;&'\"()\[\]{}<>]+)"
+    r"(?P<value>'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\""
+    r"|[^\s,;&'\"()\[\]{}<>]+(?=\s*[,}\]]|$))"  # unquoted: only where a dict value would end
 )
 _BEARER = re.compile(r"\b(?P<scheme>Bearer\s+)(?P<value>[A-Za-z0-9._~+/=-]+)")
 

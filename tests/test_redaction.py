@@ -211,6 +211,8 @@ def test_a_short_secret_is_hidden_where_it_stands(
             "ValueError: {'password': ***, 'user': 'ann'}",
         ),
         ('body {"api_key": "k1"} refused', 'body {"api_key": ***} refused'),
+        ('{"pin": 1, "token": 12345}', '{"pin": 1, "token": ***}'),
+        ("argument 'password': comparing raised", "argument 'password': comparing raised"),
         ("401 for Authorization: Bearer ab.cd", "401 for Authorization: Bearer ***"),
         ("SECRET_KEY=xy and secret=", "SECRET_KEY=*** and secret="),
         ("author=ann keyboard=us", "author=ann keyboard=us"),
