@@ -70,6 +70,8 @@ def _qualname(func: Any) -> str:
 class Aliases:
     """The objects and names a recorded callable answers to, worked out once per call.
 
+    ``also`` adds more: a queue's task object and its names for the task.
+
     ``keys`` hold object identities: the callable, what its partials call, the function of a
     bound method (and the pair function/instance), the class of a callable instance and its
     ``__call__``, and every function a ``functools.wraps`` decorator wrapped. ``names`` hold, for
@@ -78,11 +80,11 @@ class Aliases:
 
     __slots__ = ("keys", "names", "_pinned")
 
-    def __init__(self, func: Any) -> None:
+    def __init__(self, func: Any, also: tuple[Any, ...] = ()) -> None:
         keys: set[Hashable] = set()
-        names: set[str] = set()
+        names: set[str] = {alias for alias in also if isinstance(alias, str)}
         pinned: list[Any] = []  # the objects whose ids are keys stay alive while the keys do
-        pending = [func]
+        pending = [func, *(alias for alias in also if not isinstance(alias, str))]
         while pending and len(pinned) < _MAX_LAYERS:
             layer = pending.pop()
             if id(layer) in keys:

@@ -19,8 +19,8 @@ import anyio.lowlevel
 from pytest_bgtasks._faults import FaultRegistry
 from pytest_bgtasks._held import HeldQueue
 from pytest_bgtasks._ledger import Ledger
-from pytest_bgtasks._options import Mode
-from pytest_bgtasks._record import TaskCall, current_call, current_request
+from pytest_bgtasks._options import Mode, Queues
+from pytest_bgtasks._record import JobInfo, TaskCall, current_call, current_request
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -29,8 +29,10 @@ if sys.version_info < (3, 11):
 class Core:
     """One test's recorded work and what controls it."""
 
-    def __init__(self, mode: Mode) -> None:
+    def __init__(self, mode: Mode, queues: Queues = "intercept") -> None:
         self.mode: Mode = mode
+        #: What queue sources do with jobs: "intercept" them, or let them "passthrough".
+        self.queues: Queues = queues
         self.calls: list[TaskCall] = []
         self.ledger = Ledger()
         self.held = HeldQueue()
@@ -46,6 +48,7 @@ class Core:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         kind: str = "background",
+        job: JobInfo | None = None,
     ) -> TaskCall:
         """Record new work, attributed to the request being handled in this context, or to
         the request of the recorded task running in it."""
@@ -56,14 +59,19 @@ class Core:
             call = TaskCall(
                 next(self._numbers), func, args, kwargs, request, time.monotonic(), kind
             )
+            call.job = job
             self.calls.append(call)
         if request is not None:
             request.calls.append(call)
         return call
 
     def hold(self, call: TaskCall) -> None:
-        """Hold ``call`` for the test, remembering the event loop to replay it on."""
-        call.token = anyio.lowlevel.current_token()
+        """Hold ``call`` for the test, remembering the event loop to replay it on, if any."""
+        try:
+            token = anyio.lowlevel.current_token()
+        except RuntimeError:  # held from sync code outside any loop (a queue's sync enqueue)
+            token = None
+        call.hold(token)
         self.held.push(call)
 
     def caused_by_task_failure(self, exc: BaseException) -> bool:

@@ -26,13 +26,7 @@ async def execute(
     and always when it is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``), as
     Starlette would. ``is_async`` is the task's own cached flag, where the caller has the task.
     """
-    func: Callable[..., Any] = call.func
-    if is_async is None:
-        is_async = is_async_callable(func)
-    fault = core.faults.claim(call)
-    if fault is not None:
-        call.fault = str(fault)
-        func, is_async = fault.body(func, is_async)
+    func, is_async, fault = _body(core, call, is_async)
     ledger = core.ledger
     ledger.enter()
     running = current_call.set(call)  # work the task creates is attributed to it
@@ -52,6 +46,45 @@ async def execute(
     finally:
         current_call.reset(running)
         ledger.leave()
+
+
+def execute_sync(core: Core, call: TaskCall) -> None:
+    """Run ``call`` now in this thread, for a job enqueued from sync code.
+
+    The outcome is recorded, not raised: enqueueing does not fail when the job does. Only what
+    is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``) goes on up.
+    """
+    func, _, fault = _body(core, call, False)
+    ledger = core.ledger
+    ledger.enter()
+    running = current_call.set(call)
+    try:
+        call.result = _run_sync(ledger, call, func)
+    except BaseException as exc:
+        outcome = _book_failure(core, call, exc, fault)
+        if outcome == "cancelled" or (outcome == "failed" and not isinstance(exc, Exception)):
+            raise
+    else:
+        call.status = "succeeded"
+    finally:
+        current_call.reset(running)
+        ledger.leave()
+
+
+def _body(
+    core: Core, call: TaskCall, is_async: bool | None
+) -> tuple[Callable[..., Any], bool, Fault | None]:
+    """What runs for ``call`` (a queue's runner, or its function), under its fault if any."""
+    func: Callable[..., Any] = call.func
+    if call.job is not None and call.job.runner is not None:
+        func = call.job.runner
+    if is_async is None:
+        is_async = is_async_callable(func)
+    fault = core.faults.claim(call)
+    if fault is not None:
+        call.fault = str(fault)
+        func, is_async = fault.body(func, is_async)
+    return func, is_async, fault
 
 
 async def _run_async(ledger: Ledger, call: TaskCall, func: Callable[..., Any]) -> Any:

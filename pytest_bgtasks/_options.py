@@ -8,27 +8,38 @@ import pytest
 
 Mode = Literal["eager", "deferred"]
 MODES: tuple[Mode, ...] = ("eager", "deferred")
+Queues = Literal["intercept", "passthrough"]
+QUEUES: tuple[Queues, ...] = ("intercept", "passthrough")
 
 MARKER = "bgtasks"
 MARKER_DOC = (
-    "bgtasks(*, mode='eager', strict=True): configure the bgtasks fixture for this test:"
-    " mode 'eager' runs background tasks as Starlette does, 'deferred' holds them until"
-    " bgtasks.run_all(); strict=False stops failed or dropped tasks from erroring the test."
+    "bgtasks(*, mode='eager', strict=True, queues='intercept'): configure the bgtasks fixture"
+    " for this test: mode 'eager' runs background tasks as Starlette does, 'deferred' holds"
+    " them until bgtasks.run_all(); strict=False stops failed or dropped tasks from erroring"
+    " the test; queues='passthrough' sends queue jobs (Celery, arq, taskiq, Dramatiq, RQ) to"
+    " the real broker and only records them."
 )
 
 
 class Options:
     """Keyword-only settings, so a typo in a marker is a clear TypeError."""
 
-    def __init__(self, *, mode: str = "eager", strict: bool = True) -> None:
+    def __init__(
+        self, *, mode: str = "eager", strict: bool = True, queues: str = "intercept"
+    ) -> None:
         if mode not in MODES:
             raise ValueError(
                 f"bgtasks mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}"
+            )
+        if queues not in QUEUES:
+            raise ValueError(
+                f"bgtasks queues must be one of {', '.join(map(repr, QUEUES))}, got {queues!r}"
             )
         if not isinstance(strict, bool):
             raise TypeError(f"bgtasks strict must be True or False, got {strict!r}")
         self.mode: Mode = mode
         self.strict = strict
+        self.queues: Queues = queues
 
     @classmethod
     def from_ini(cls, config: pytest.Config) -> Options:
@@ -39,18 +50,22 @@ class Options:
 
     def merged(self, item: pytest.Item) -> Options:
         """These options overridden by the item's markers, the nearest marker winning."""
-        settings: dict[str, Any] = {"mode": self.mode, "strict": self.strict}
+        settings: dict[str, Any] = {
+            "mode": self.mode,
+            "strict": self.strict,
+            "queues": self.queues,
+        }
         for marker in reversed(list(item.iter_markers(MARKER))):
             if marker.args:
                 raise TypeError(
-                    f"@pytest.mark.{MARKER} takes keyword arguments only (mode=..., strict=...),"
-                    f" got positional {marker.args!r}"
+                    f"@pytest.mark.{MARKER} takes keyword arguments only (mode=...,"
+                    f" strict=..., queues=...), got positional {marker.args!r}"
                 )
             unknown = set(marker.kwargs) - set(settings)
             if unknown:
                 raise TypeError(
                     f"@pytest.mark.{MARKER} got unknown keyword(s) {', '.join(sorted(unknown))};"
-                    " valid ones are mode and strict"
+                    f" valid ones are {', '.join(settings)}"
                 )
             settings.update(marker.kwargs)
         return Options(**settings)

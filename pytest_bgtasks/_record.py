@@ -101,6 +101,31 @@ current_lifespan: ContextVar[Lifespan | None] = ContextVar("bgtasks_lifespan", d
 current_call: ContextVar[TaskCall | None] = ContextVar("bgtasks_call", default=None)
 
 
+class JobInfo:
+    """What a durable queue (Celery, arq, taskiq, Dramatiq, RQ) adds to a job's record."""
+
+    __slots__ = ("aliases", "name", "options", "queue", "runner")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        queue: str | None = None,
+        options: dict[str, Any] | None = None,
+        aliases: tuple[Any, ...] = (),
+        runner: Callable[..., Any] | None = None,
+    ) -> None:
+        #: The queue's name for the task (``app.tasks.send_welcome``, arq's function name).
+        self.name = name
+        self.queue = queue
+        self.options = options or {}
+        #: More targets the job answers to: the task object, its names.
+        self.aliases = aliases
+        #: What runs the job the way the queue's worker would, called with the job's
+        #: arguments; None: the record's function itself.
+        self.runner = runner
+
+
 class TaskCall:
     """One piece of background work and its outcome: a ``BackgroundTask`` (kind "background")
     or an asyncio task the app created (kind "asyncio").
@@ -128,6 +153,8 @@ class TaskCall:
         "finished_at",
         "batch",
         "token",
+        "job",
+        "_held",
         "_arguments",
         "_binding",
         "_aliases",
@@ -171,14 +198,28 @@ class TaskCall:
         self.batch: list[TaskCall] | None = None
         #: The event loop token of the app that handed it over to run (for deferred replay).
         self.token: Any = None
+        #: What a durable queue adds, for a job enqueued on one (None for other work).
+        self.job: JobInfo | None = None
+        self._held = False
         self._arguments: dict[str, Any] | None = None
         self._binding: Binding | None = None
         self._aliases: Aliases | None = None
 
     @property
     def name(self) -> str:
-        """The short qualified name: ``Mailer.send``, ``inner`` for ``outer.<locals>.inner``."""
-        return callable_name(self.func)
+        """The short qualified name: ``Mailer.send``, ``inner`` for ``outer.<locals>.inner``;
+        for a queue's job, the queue's name for its task."""
+        return callable_name(self.func) if self.job is None else self.job.name
+
+    @property
+    def queue(self) -> str | None:
+        """The queue a job was enqueued on (None for other work)."""
+        return None if self.job is None else self.job.queue
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The enqueue options the app gave a job: countdown, eta, priority, job id..."""
+        return {} if self.job is None else self.job.options
 
     @property
     def full_name(self) -> str:
@@ -210,7 +251,7 @@ class TaskCall:
     def aliases(self) -> Aliases:
         """The objects and names this task answers to (see ``_matching.refers_to``)."""
         if self._aliases is None:
-            self._aliases = Aliases(self.func)
+            self._aliases = Aliases(self.func, () if self.job is None else self.job.aliases)
         return self._aliases
 
     @property
@@ -229,7 +270,12 @@ class TaskCall:
     @property
     def held(self) -> bool:
         """True while deferred mode holds this task for the test to run."""
-        return self.status == "scheduled" and self.token is not None
+        return self._held and self.status == "scheduled"
+
+    def hold(self, token: Any) -> None:
+        """Mark it held, with the event loop token to replay it on (None: no loop held it)."""
+        self.token = token
+        self._held = True
 
     @property
     def is_async(self) -> bool:

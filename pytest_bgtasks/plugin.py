@@ -103,7 +103,7 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
     except (TypeError, ValueError) as error:
         pytest.fail(f"pytest-bgtasks: {error}", pytrace=False)
     renderer = config.stash[RENDERER_KEY]
-    core = Core(options.mode)
+    core = Core(options.mode, options.queues)
     recorder = BackgroundTaskRecorder(core, renderer)
     request.node.stash[RECORDER_KEY] = recorder
     with installed(core):

@@ -9,8 +9,14 @@ import pytest
     ("marker", "message"),
     [
         ("bgtasks(mode='lazy')", "*bgtasks mode must be one of 'eager', 'deferred', got 'lazy'*"),
-        ("bgtasks(strcit=False)", "*unknown keyword(s) strcit; valid ones are mode and strict*"),
-        ("bgtasks('deferred')", "*takes keyword arguments only (mode=..., strict=...)*"),
+        (
+            "bgtasks(strcit=False)",
+            "*unknown keyword(s) strcit; valid ones are mode, strict, queues*",
+        ),
+        (
+            "bgtasks('deferred')",
+            "*takes keyword arguments only (mode=..., strict=..., queues=...)*",
+        ),
         ("bgtasks(strict='no')", "*bgtasks strict must be True or False, got 'no'*"),
     ],
 )
@@ -78,7 +84,7 @@ def test_ini_mode_deferred_is_the_default_and_markers_override_it(
 def test_marker_is_registered_and_documented(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(
-        ["@pytest.mark.bgtasks(*, mode='eager', strict=True): configure the bgtasks fixture*"]
+        ["@pytest.mark.bgtasks(*, mode='eager', strict=True, queues='intercept'): configure*"]
     )
 
 
