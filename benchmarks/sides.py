@@ -10,8 +10,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from pytest_bgtasks._core import Core
+from pytest_bgtasks._record import RequestInfo, current_request
 from pytest_bgtasks._recorder import BackgroundTaskRecorder
 from pytest_bgtasks._sources import installed
+
+__all__ = ["RequestInfo", "Side", "baseline", "current_request", "deferred", "plugin"]
 
 #: A side of a comparison: a fresh context manager per round.
 Side = Callable[[], AbstractContextManager[object]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from starlette.background import BackgroundTask, BackgroundTasks
 
 from apps import noop
 from harness import Row, Section, added_row, alternate, median
-from sides import Side, baseline, plugin
+from sides import RequestInfo, Side, baseline, current_request, plugin
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,23 @@ def add_task(k: int) -> None:
         tasks.add_task(noop, i)
         tasks.add_task(noop, i)
         tasks.add_task(noop, i)
+
+
+async def announce(i: int) -> int:
+    return i
+
+
+def app_tasks(k: int) -> None:
+    """``k`` asyncio tasks started, and awaited, by an app's code during a request."""
+
+    async def request() -> None:
+        token = current_request.set(RequestInfo({"type": "http", "method": "POST", "path": "/"}))
+        try:
+            await asyncio.gather(*[asyncio.create_task(announce(i)) for i in range(k)])
+        finally:
+            current_request.reset(token)
+
+    asyncio.run(request())
 
 
 def bare(k: int) -> None:
@@ -68,6 +86,7 @@ def measure(sizes: Sizes) -> list[Row]:
     for label, body in (
         ("BackgroundTask(f, i)", construct),
         ("BackgroundTasks() + 3 x add_task(f, i)", add_task),
+        ("asyncio.create_task(f(i)) by the app, run and awaited", app_tasks),
     ):
         rows.append(
             added_row(
