@@ -26,11 +26,12 @@ async def execute(
     and always when it is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``), as
     Starlette would. ``is_async`` is the task's own cached flag, where the caller has the task.
     """
-    func, is_async, fault = _body(core, call, is_async)
+    fault: Fault | None = None
     ledger = core.ledger
     ledger.enter()
     running = current_call.set(call)  # work the task creates is attributed to it
     try:
+        func, is_async, fault = _body(core, call, is_async)
         if is_async:
             call.result = await _run_async(ledger, call, func)
         else:
@@ -54,11 +55,12 @@ def execute_sync(core: Core, call: TaskCall) -> None:
     The outcome is recorded, not raised: enqueueing does not fail when the job does. Only what
     is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``) goes on up.
     """
-    func, _, fault = _body(core, call, False)
+    fault: Fault | None = None
     ledger = core.ledger
     ledger.enter()
     running = current_call.set(call)
     try:
+        func, _, fault = _body(core, call, False)
         call.result = _run_sync(ledger, call, func)
     except BaseException as exc:
         outcome = _book_failure(core, call, exc, fault)
@@ -74,7 +76,10 @@ def execute_sync(core: Core, call: TaskCall) -> None:
 def _body(
     core: Core, call: TaskCall, is_async: bool | None
 ) -> tuple[Callable[..., Any], bool, Fault | None]:
-    """What runs for ``call`` (a queue's runner, or its function), under its fault if any."""
+    """What runs for ``call`` (a queue's runner, or its function), under its fault if any.
+
+    A fault's ``when=`` predicate that raises fails the run with its error (the caller books it).
+    """
     func: Callable[..., Any] = call.func
     if call.job is not None and call.job.runner is not None:
         func = call.job.runner
@@ -114,8 +119,13 @@ def _book_failure(
         skip_rest_of_batch(call)
         return "released"
     if isinstance(exc, anyio.get_cancelled_exc_class()):
+        started = call.status != "scheduled"
+        if not started:
+            call.fault = None  # nothing was applied to it
+            if call.held:  # a replay cancelled before its task started: it stays held
+                return "cancelled"
         call.status = "cancelled"
-        call.reason = "cancelled while running"
+        call.reason = "cancelled while running" if started else "cancelled before it started"
         call.expected = fault is not None and fault.kind == "hang"
         return "cancelled"
     call.status = "failed"

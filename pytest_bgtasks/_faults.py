@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from starlette._utils import is_async_callable
 
 from pytest_bgtasks._callables import callable_name
 from pytest_bgtasks._matching import Target, check_target, describe_target, refers_to
+from pytest_bgtasks._numbers import checked_count, checked_seconds
 from pytest_bgtasks._record import TaskCall
 
 FaultKind = Literal["fail", "fail_after", "delay", "replace", "hang"]
@@ -41,17 +44,21 @@ class Fault:
         substitute: object = None,
     ) -> None:
         """Check every argument of ``bgtasks.<kind>()``: a bad one raises before anything runs."""
-        check_target(target, kind)
-        if times is not None and (not isinstance(times, int) or times < 1):
-            raise ValueError(
-                f"{kind}(times=...) takes a positive whole number or None, got {times!r}"
-            )
+        __tracebackhide__ = True
+        method = f"bgtasks.{kind}"
+        check_target(target, method)
+        if times is not None:
+            checked_count(times, f"{method}(times=...)")
         if when is not None and not callable(when):
-            raise TypeError(f"{kind}(when=...) takes a predicate on the TaskCall, got {when!r}")
+            raise TypeError(f"{method}(when=...) takes a predicate on the TaskCall, got {when!r}")
         if kind in ("fail", "fail_after"):
-            self.exception = _exception_arg(kind, exception)
+            self.exception = _exception_arg(method, exception)
         if kind == "delay":
-            self.seconds = _seconds_arg(seconds)
+            self.seconds = checked_seconds(
+                seconds,
+                "bgtasks.delay(seconds=...)",
+                forever="use bgtasks.hang() for a task that never finishes",
+            )
         if kind == "replace":
             self.substitute = _substitute_arg(substitute)
         self.kind: FaultKind = kind
@@ -60,6 +67,8 @@ class Fault:
         self.when = when
         #: How many task runs this fault was applied to.
         self.applied = 0
+        #: True once ``when`` raised: those runs failed with its error instead.
+        self.predicate_raised = False
         self._released = threading.Event()
         self._counting = threading.Lock()
         self._raised: list[BaseException] = []
@@ -68,8 +77,16 @@ class Fault:
         """True, and counted, when this fault applies to this run of ``call``."""
         if not refers_to(call, self.target):
             return False
-        if self.when is not None and not self.when(call):
-            return False
+        if self.when is not None:
+            try:
+                applies = self.when(call)
+            except Exception:  # a bug in the test's predicate: the run fails with it, said so
+                self.predicate_raised = True
+                call.fault = str(self)
+                call.reason = "the fault's when= predicate raised (below), so the task never ran"
+                raise
+            if not applies:
+                return False
         with self._counting:  # concurrent runs must not overshoot ``times``
             if self.times is not None and self.applied >= self.times:
                 return False
@@ -173,32 +190,60 @@ class FaultRegistry:
             fault.release()
 
     def never_applied(self) -> list[Fault]:
-        return [fault for fault in self._faults if fault.applied == 0]
+        return [
+            fault for fault in self._faults if fault.applied == 0 and not fault.predicate_raised
+        ]
 
 
-def _exception_arg(kind: str, exception: object) -> BaseException | type[BaseException]:
-    if isinstance(exception, BaseException) or (
-        isinstance(exception, type) and issubclass(exception, BaseException)
-    ):
-        return exception
-    raise TypeError(
-        f"{kind}() needs an exception instance or class to raise, such as"
-        f" ConnectionError('smtp down'), got {exception!r}"
-    )
+def _exception_arg(method: str, exception: object) -> BaseException | type[BaseException]:
+    __tracebackhide__ = True
+    if isinstance(exception, BaseException):
+        cls = type(exception)
+    elif isinstance(exception, type) and issubclass(exception, BaseException):
+        cls = exception
+    else:
+        raise TypeError(
+            f"{method}() needs an exception instance or class to raise, such as"
+            f" ConnectionError('smtp down'), got {exception!r}"
+        )
+    unraisable = _why_unraisable(cls)
+    if unraisable:
+        raise ValueError(f"{method}() cannot raise {cls.__name__}: {unraisable}")
+    if exception is cls:
+        try:
+            cls()  # each run raises a new instance: it must be possible to make one
+        except Exception as error:
+            raise TypeError(
+                f"{method}() got the class {cls.__name__}, which cannot be made without"
+                f" arguments ({type(error).__name__}: {error}); pass an instance instead,"
+                f" such as {cls.__name__}(...)"
+            ) from None
+    return exception
 
 
-def _seconds_arg(seconds: object) -> float:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"delay() takes the latency in seconds as a number, got {seconds!r}")
-    if seconds < 0:
-        raise ValueError(f"delay() takes a latency of zero seconds or more, got {seconds!r}")
-    return float(seconds)
+def _why_unraisable(cls: type[BaseException]) -> str:
+    """Why a task cannot fail with ``cls`` as the test means it, or '' when it can."""
+    if issubclass(cls, StopIteration):
+        return (
+            "Python turns a StopIteration that leaves a coroutine into"
+            " RuntimeError('coroutine raised StopIteration'), so the task would fail with that"
+            " instead; raise another exception"
+        )
+    trio = sys.modules.get("trio")
+    if issubclass(cls, asyncio.CancelledError) or (trio and issubclass(cls, trio.Cancelled)):
+        return (
+            "the event loop takes it for a cancellation of the task (recorded as cancelled,"
+            " and it cancels the request around it), not a failure; use bgtasks.hang() for a"
+            " task that never ends, or raise another exception"
+        )
+    return ""
 
 
 def _substitute_arg(substitute: object) -> Callable[..., Any]:
+    __tracebackhide__ = True
     if not callable(substitute):
         raise TypeError(
-            "replace() needs a callable to run instead (sync or async, called with the task's"
-            f" arguments), got {substitute!r}"
+            "bgtasks.replace() needs a callable to run instead (sync or async, called with the"
+            f" task's arguments), got {substitute!r}"
         )
     return substitute

@@ -19,6 +19,7 @@ _MAX_REDUCTIONS = 8
 
 def check_target(target: object, what: str) -> None:
     """Raise a TypeError unless ``target`` is a callable or a name."""
+    __tracebackhide__ = True
     if not (callable(target) or isinstance(target, str)):
         raise TypeError(f"{what}() takes the task function or its name as a string, got {target!r}")
 
@@ -69,6 +70,7 @@ class Expectation:
         method: str,
         is_secret: Callable[[str], bool],
     ) -> None:
+        __tracebackhide__ = True
         check_target(target, method)
         self.target = target
         self._args = args
@@ -85,6 +87,7 @@ class Expectation:
         self.notes: list[str] = []
 
     def _bind_to_target(self, method: str) -> dict[str, Any]:
+        __tracebackhide__ = True
         if isinstance(self.target, str):
             return unbound(self._args, self._kwargs)  # named once a recorded function binds them
         errors: list[TypeError] = []

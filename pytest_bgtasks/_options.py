@@ -43,10 +43,17 @@ class Options:
 
     @classmethod
     def from_ini(cls, config: pytest.Config) -> Options:
+        """The suite's defaults; a bad ini value is a UsageError naming its option."""
         try:
-            return cls(mode=config.getini("bgtasks_mode"), strict=config.getini("bgtasks_strict"))
+            strict = config.getini("bgtasks_strict")
+        except (ValueError, pytest.UsageError) as error:  # pytest < 9 raises ValueError
+            raise pytest.UsageError(
+                f"ini option bgtasks_strict takes true or false ({error})"
+            ) from None
+        try:
+            return cls(mode=config.getini("bgtasks_mode"), strict=strict)
         except (TypeError, ValueError) as error:
-            raise pytest.UsageError(f"{error} (ini option bgtasks_mode/bgtasks_strict)") from None
+            raise pytest.UsageError(f"ini option bgtasks_mode: {error}") from None
 
     def merged(self, item: pytest.Item) -> Options:
         """These options overridden by the item's markers, the nearest marker winning."""

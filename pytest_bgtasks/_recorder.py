@@ -15,6 +15,7 @@ from pytest_bgtasks._dependencies import ClosedDependencyWarnings
 from pytest_bgtasks._execution import execute
 from pytest_bgtasks._faults import Fault, FaultKind, Predicate
 from pytest_bgtasks._matching import Expectation, Target, check_target, describe_target, refers_to
+from pytest_bgtasks._numbers import checked_seconds
 from pytest_bgtasks._options import Mode
 from pytest_bgtasks._record import TaskCall
 from pytest_bgtasks._rendering import Renderer
@@ -66,8 +67,13 @@ class BackgroundTaskRecorder:
 
     def calls_to(self, func_or_name: Target) -> list[TaskCall]:
         """The recorded calls of a function, or of a function by name."""
-        check_target(func_or_name, "calls_to")
-        return [call for call in self._calls if refers_to(call, func_or_name)]
+        __tracebackhide__ = True
+        return self._calls_to(func_or_name, "calls_to")
+
+    def _calls_to(self, target: Target, method: str) -> list[TaskCall]:
+        __tracebackhide__ = True
+        check_target(target, f"bgtasks.{method}")
+        return [call for call in self._calls if refers_to(call, target)]
 
     # -- assertions -------------------------------------------------------------------------
 
@@ -99,7 +105,7 @@ class BackgroundTaskRecorder:
     def assert_not_scheduled(self, func: Target | None = None, /) -> None:
         """Assert no task ran ``func`` (with ``None``: that no task was scheduled at all)."""
         __tracebackhide__ = True
-        calls = self._calls if func is None else self.calls_to(func)
+        calls = self._calls if func is None else self._calls_to(func, "assert_not_scheduled")
         if calls:
             what = "no background task" if func is None else f"no call to {describe_target(func)}"
             self._fail(f"Expected {what} to be scheduled", calls)
@@ -112,22 +118,38 @@ class BackgroundTaskRecorder:
             self._fail(f"Expected every background task to succeed, {len(others)} did not", others)
 
     def assert_failed(
-        self, func: Target, /, exc_type: type[BaseException] = Exception, match: str | None = None
+        self,
+        func: Target,
+        /,
+        exc_type: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        match: str | re.Pattern[str] | None = None,
     ) -> TaskCall:
         """Assert a call to ``func`` failed with ``exc_type`` (message searched for ``match``).
 
+        ``exc_type`` is an exception class or a tuple of them, as ``isinstance`` takes.
         The failures that match are expected: the strict check at teardown lets them pass.
         """
         __tracebackhide__ = True
+        calls = self._calls_to(func, "assert_failed")
+        classes = exc_type if isinstance(exc_type, tuple) else (exc_type,)
+        if not classes or not all(
+            isinstance(cls, type) and issubclass(cls, BaseException) for cls in classes
+        ):
+            raise TypeError(
+                "bgtasks.assert_failed() takes the exception class the task failed with, such as"
+                f" ConnectionError (not a string or an instance), got {exc_type!r}"
+            )
+        pattern = _pattern(match, "assert_failed")
         matches = [
             call
-            for call in self.calls_to(func)
+            for call in calls
             if call.status == "failed"
-            and isinstance(call.exception, exc_type)
-            and (match is None or re.search(match, str(call.exception)))
+            and isinstance(call.exception, classes)
+            and (pattern is None or pattern.search(str(call.exception)))
         ]
         if not matches:
-            wanted = f"{describe_target(func)} to fail with {exc_type.__name__}"
+            names = " or ".join(cls.__name__ for cls in classes)
+            wanted = f"{describe_target(func)} to fail with {names}"
             self._fail(f"Expected {wanted}" + (f" matching {match!r}" if match else ""))
         for call in matches:
             call.expected = True
@@ -139,7 +161,7 @@ class BackgroundTaskRecorder:
         The drops that match are expected: the strict check at teardown lets them pass.
         """
         __tracebackhide__ = True
-        pool = self._calls if func is None else self.calls_to(func)
+        pool = self._calls if func is None else self._calls_to(func, "assert_dropped")
         dropped = [call for call in pool if call.status == "dropped"]
         if not dropped:
             what = "a background task" if func is None else f"a call to {describe_target(func)}"
@@ -157,11 +179,14 @@ class BackgroundTaskRecorder:
         """
         __tracebackhide__ = True
         self._refuse_in_loop("wait", "await bgtasks.wait_async()")
+        timeout = checked_seconds(timeout, "bgtasks.wait(timeout=...)")
         if not self._core.ledger.wait_idle(timeout):
             raise TimeoutError(self._busy_message(timeout))
 
     async def wait_async(self, timeout: float = 5.0) -> None:
         """Like :meth:`wait`, from async code, without blocking the event loop."""
+        __tracebackhide__ = True
+        timeout = checked_seconds(timeout, "bgtasks.wait_async(timeout=...)")
         deadline = time.monotonic() + timeout
         while self._core.ledger.busy:
             if time.monotonic() >= deadline:
@@ -173,7 +198,7 @@ class BackgroundTaskRecorder:
         listing = (
             self._renderer.block(running, tracebacks=False) or "(a request is still in flight)"
         )
-        return f"background tasks still busy after {timeout}s:\n{listing}"
+        return f"background tasks still busy after {timeout:g}s:\n{listing}"
 
     # -- deferred mode ----------------------------------------------------------------------
 
@@ -197,14 +222,18 @@ class BackgroundTaskRecorder:
 
         A failure is recorded (the strict check judges it) and skips the rest of its
         response's tasks, as Starlette would. Raises TimeoutError naming the running task
-        when ``timeout`` seconds pass.
+        when ``timeout`` seconds pass; the tasks not started by then stay held.
         """
         __tracebackhide__ = True
         self._refuse_in_loop("run_all", "await bgtasks.run_all_async()")
+        timeout = _run_timeout(timeout, "run_all")
         deadline = None if timeout is None else time.monotonic() + timeout
         ran: list[TaskCall] = []
         while (call := self._take_held()) is not None:
-            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                self._core.held.push(call)  # the time ran out before it started: still held
+                raise TimeoutError(self._timeout_message("run_all", timeout, None))
             if not replay_blocking(self._run_held, call, remaining):
                 call.expected = call.status == "cancelled"  # the test sees the TimeoutError
                 raise TimeoutError(self._timeout_message("run_all", timeout, call))
@@ -213,6 +242,8 @@ class BackgroundTaskRecorder:
 
     async def run_all_async(self, timeout: float | None = None) -> list[TaskCall]:
         """Like :meth:`run_all`, from async code (asyncio or trio)."""
+        __tracebackhide__ = True
+        timeout = _run_timeout(timeout, "run_all_async")
         ran: list[TaskCall] = []
         call: TaskCall | None = None
         try:
@@ -228,6 +259,7 @@ class BackgroundTaskRecorder:
 
     def run_next(self) -> TaskCall | None:
         """Run the first held task; return it, or None when nothing is held."""
+        __tracebackhide__ = True
         self._refuse_in_loop("run_next", "await bgtasks.run_all_async()")
         call = self._take_held()
         if call is not None:
@@ -236,10 +268,13 @@ class BackgroundTaskRecorder:
 
     def run(self, call: TaskCall) -> TaskCall:
         """Run one held task now, out of order."""
+        __tracebackhide__ = True
         self._refuse_in_loop("run", "await bgtasks.run_all_async()")
+        if not isinstance(call, TaskCall):
+            raise TypeError(f"bgtasks.run() takes a TaskCall from bgtasks.held, got {call!r}")
         if not self._core.held.remove(call):
             raise ValueError(
-                f"run() takes a task held in deferred mode, but {call!r} is not held"
+                f"bgtasks.run() takes a task held in deferred mode, but {call!r} is not held"
                 f" (status {call.status!r})"
             )
         try:
@@ -270,11 +305,17 @@ class BackgroundTaskRecorder:
         return call
 
     async def _run_held(self, call: TaskCall) -> None:
-        await execute(self._core, call, reraise=False)
+        try:
+            await execute(self._core, call, reraise=False)
+        finally:
+            if call.held:  # cancelled before it started (a timeout): it is still held
+                self._core.held.push(call)
 
     def _timeout_message(self, what: str, timeout: float | None, call: TaskCall | None) -> str:
-        running = self._renderer.line(call) if call is not None else "(none)"
-        return f"{what}() timed out after {timeout}s while running {running}"
+        if call is None or call.held:
+            held = self._renderer.block(self.held, tracebacks=False)
+            return f"{what}() timed out after {timeout:g}s; still held, not started:\n{held}"
+        return f"{what}() timed out after {timeout:g}s while running {self._renderer.line(call)}"
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -287,6 +328,7 @@ class BackgroundTaskRecorder:
         when: Predicate | None = None,
     ) -> Fault:
         """Make matching runs raise ``exc`` instead of running the function."""
+        __tracebackhide__ = True
         return self._add_fault("fail", func_or_name, times, when, exception=exc)
 
     def fail_after(
@@ -298,6 +340,7 @@ class BackgroundTaskRecorder:
         when: Predicate | None = None,
     ) -> Fault:
         """Run the real function (its side effects happen), then raise ``exc``."""
+        __tracebackhide__ = True
         return self._add_fault("fail_after", func_or_name, times, when, exception=exc)
 
     def delay(
@@ -309,6 +352,7 @@ class BackgroundTaskRecorder:
         when: Predicate | None = None,
     ) -> Fault:
         """Add latency before the real function runs (on its loop, or in its worker thread)."""
+        __tracebackhide__ = True
         return self._add_fault("delay", func_or_name, times, when, seconds=seconds)
 
     def replace(
@@ -320,6 +364,7 @@ class BackgroundTaskRecorder:
         when: Predicate | None = None,
     ) -> Fault:
         """Run ``substitute(*args, **kwargs)`` (sync or async) instead of the function."""
+        __tracebackhide__ = True
         return self._add_fault("replace", func_or_name, times, when, substitute=substitute)
 
     def hang(
@@ -331,6 +376,7 @@ class BackgroundTaskRecorder:
         ``run_all(timeout=...)``, or a real server. A plain ``TestClient`` waits for its tasks,
         so ``client.post()`` would never return.
         """
+        __tracebackhide__ = True
         return self._add_fault("hang", func_or_name, times, when)
 
     def _add_fault(
@@ -341,6 +387,7 @@ class BackgroundTaskRecorder:
         when: Predicate | None,
         **details: Any,
     ) -> Fault:
+        __tracebackhide__ = True
         return self._core.faults.add(Fault(kind, target, times=times, when=when, **details))
 
     # -- messages ---------------------------------------------------------------------------
@@ -348,8 +395,9 @@ class BackgroundTaskRecorder:
     def _matching(
         self, method: str, func: Target, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Expectation:
+        __tracebackhide__ = True
         expectation = Expectation(
-            func, args, kwargs, method=method, is_secret=self._renderer.is_secret
+            func, args, kwargs, method=f"bgtasks.{method}", is_secret=self._renderer.is_secret
         )
         expectation.select(self._calls)
         return expectation
@@ -370,6 +418,7 @@ class BackgroundTaskRecorder:
         raise AssertionError(self._renderer.scrub(text, self._calls))  # expected values too
 
     def _refuse_in_loop(self, name: str, instead: str) -> None:
+        __tracebackhide__ = True
         if in_event_loop():
             raise RuntimeError(
                 f"bgtasks.{name}() blocks, and was called inside a running event loop;"
@@ -378,3 +427,28 @@ class BackgroundTaskRecorder:
 
     def __repr__(self) -> str:
         return f"<BackgroundTaskRecorder mode={self.mode!r} calls={len(self._calls)}>"
+
+
+def _run_timeout(timeout: object, method: str) -> float | None:
+    """A run's timeout: None, or seconds > 0 (zero would stop before the first task)."""
+    __tracebackhide__ = True
+    return checked_seconds(
+        timeout, f"bgtasks.{method}(timeout=...)", positive=True, none_means="no bound"
+    )
+
+
+def _pattern(match: object, method: str) -> re.Pattern[str] | None:
+    """``match`` compiled, or an error naming ``method`` when it is not a regular expression."""
+    __tracebackhide__ = True
+    if match is None or isinstance(match, re.Pattern):
+        return match
+    if not isinstance(match, str):
+        raise TypeError(
+            f"bgtasks.{method}(match=...) takes a regular expression string, got {match!r}"
+        )
+    try:
+        return re.compile(match)
+    except re.error as error:
+        raise ValueError(
+            f"bgtasks.{method}(match=...) is not a valid regular expression: {error} in {match!r}"
+        ) from None

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_bgtasks._numbers import checked_seconds
 from pytest_bgtasks._options import MARKER_DOC, Options
 from pytest_bgtasks._redaction import DEFAULT_SECRET_NAMES
 from pytest_bgtasks._rendering import Renderer
@@ -73,14 +74,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def _teardown_timeout(config: pytest.Config) -> float:
     raw = config.getini("bgtasks_teardown_timeout")
     try:
-        timeout = float(raw)
+        value: object = float(raw)
     except ValueError:
-        timeout = -1.0
-    if timeout < 0:
-        raise pytest.UsageError(
-            f"bgtasks_teardown_timeout must be a number of seconds >= 0, got {raw!r}"
-        )
-    return timeout
+        value = raw  # refused below, shown as written
+    try:
+        return checked_seconds(value, "ini option bgtasks_teardown_timeout")
+    except (TypeError, ValueError) as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 @pytest.fixture

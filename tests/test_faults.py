@@ -169,54 +169,6 @@ def test_faults_do_not_leak_into_the_next_test(pytester: pytest.Pytester, apps_s
     pytester.runpytest().assert_outcomes(passed=2)
 
 
-@pytest.mark.parametrize(
-    ("call", "error", "message"),
-    [
-        (
-            lambda b: b.fail(sync_task, "boom"),
-            TypeError,
-            r"fail\(\) needs an exception instance or class",
-        ),
-        (
-            lambda b: b.fail(42, ValueError),
-            TypeError,
-            r"fail\(\) takes the task function or its name",
-        ),
-        (
-            lambda b: b.fail(sync_task, ValueError, times=0),
-            ValueError,
-            r"times=...\) takes a positive",
-        ),
-        (
-            lambda b: b.fail(sync_task, ValueError, when=1),
-            TypeError,
-            r"when=...\) takes a predicate",
-        ),
-        (
-            lambda b: b.delay(sync_task, -1),
-            ValueError,
-            r"delay\(\) takes a latency of zero seconds or more",
-        ),
-        (lambda b: b.delay(sync_task, "1s"), TypeError, r"delay\(\) takes the latency in seconds"),
-        (lambda b: b.replace(sync_task, "fake"), TypeError, r"replace\(\) needs a callable"),
-    ],
-    ids=[
-        "fail-not-exception",
-        "bad-target",
-        "times-zero",
-        "when-not-callable",
-        "negative-delay",
-        "delay-str",
-        "replace-not-callable",
-    ],
-)
-def test_bad_fault_arguments_fail_at_once(
-    bgtasks: BackgroundTaskRecorder, call: object, error: type[Exception], message: str
-) -> None:
-    with pytest.raises(error, match=message):
-        call(bgtasks)  # type: ignore[operator]
-
-
 def test_a_real_error_before_fail_after_is_not_excused(
     pytester: pytest.Pytester, apps_source: str
 ) -> None:

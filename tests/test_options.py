@@ -37,26 +37,6 @@ def test_a_bad_marker_is_a_clear_error(
     result.stdout.fnmatch_lines([message])
 
 
-@pytest.mark.parametrize(
-    ("ini", "message"),
-    [
-        ("bgtasks_mode = later", "*bgtasks mode must be one of 'eager', 'deferred', got 'later'*"),
-        (
-            "bgtasks_teardown_timeout = soon",
-            "*bgtasks_teardown_timeout must be a number of seconds*",
-        ),
-    ],
-)
-def test_a_bad_ini_value_is_a_usage_error(
-    pytester: pytest.Pytester, ini: str, message: str
-) -> None:
-    pytester.makeini(f"[pytest]\n{ini}\n")
-    pytester.makepyfile("def test_it(bgtasks): pass")
-    result = pytester.runpytest()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([message])
-
-
 def test_ini_mode_deferred_is_the_default_and_markers_override_it(
     pytester: pytest.Pytester,
 ) -> None:
