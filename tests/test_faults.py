@@ -130,7 +130,7 @@ def test_hang_until_the_test_ends_is_recorded_as_cancelled(
             assert recorder.calls[0].status == "cancelled"
         """
     )
-    pytester.runpytest().assert_outcomes(passed=2)
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
 
 
 def test_a_fault_that_never_applied_errors_the_test(
@@ -166,7 +166,7 @@ def test_faults_do_not_leak_into_the_next_test(pytester: pytest.Pytester, apps_s
             bgtasks.assert_all_succeeded()
         """
     )
-    pytester.runpytest().assert_outcomes(passed=2)
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
 
 
 def test_a_real_error_before_fail_after_is_not_excused(
@@ -216,4 +216,4 @@ def test_a_released_hang_skips_the_rest_of_its_response(
             assert [c.status for c in recorder.calls] == ["cancelled", "skipped"]
         """
     )
-    pytester.runpytest().assert_outcomes(passed=2)
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
