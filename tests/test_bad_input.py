@@ -13,6 +13,7 @@ import anyio
 import httpx
 import pytest
 import trio
+from starlette.background import BackgroundTask
 from starlette.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder
@@ -437,6 +438,22 @@ async def test_a_run_cancelled_before_the_task_started_leaves_it_held(
     assert apps.journal == []
     ran = await bgtasks.run_all_async(timeout=5)
     assert [call.status for call in ran] == ["succeeded", "succeeded"]
+
+
+@pytest.mark.bgtasks(strict=False)
+def test_an_eager_task_cancelled_before_it_started_says_so(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    async def cancelled_first() -> None:
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # the sync task's hand-over to its worker thread never happens
+            await BackgroundTask(sync_task, "never")()
+
+    anyio.run(cancelled_first)
+
+    (call,) = bgtasks.calls
+    assert (call.status, call.reason) == ("cancelled", "cancelled before it started")
+    assert apps.journal == []
 
 
 def test_a_when_predicate_that_raises_is_reported_as_such(
