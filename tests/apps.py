@@ -135,3 +135,21 @@ async def starlette_endpoint(request: Request) -> PlainTextResponse:
 
 
 starlette_app = Starlette(routes=[Route("/plain", starlette_endpoint, methods=["POST"])])
+
+
+@app.get("/missing-both")
+async def missing_both(background_tasks: BackgroundTasks) -> None:
+    background_tasks.add_task(sync_task, "before 404")
+    background_tasks.add_task(async_task, "also before 404")
+    raise HTTPException(status_code=404, detail="nope")
+
+
+async def job_endpoint(request: Request) -> PlainTextResponse:
+    task = sync_task if request.path_params["flavour"] == "sync" else async_task
+    return PlainTextResponse(
+        "queued", background=BackgroundTask(task, request.path_params["label"])
+    )
+
+
+#: A plain Starlette app whose endpoint runs on the loop: no worker thread before the task.
+jobs_app = Starlette(routes=[Route("/jobs/{flavour}/{label}", job_endpoint, methods=["POST"])])
