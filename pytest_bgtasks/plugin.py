@@ -111,8 +111,8 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
             yield recorder
         finally:
             still_running = core.settle(config.stash[TEARDOWN_TIMEOUT_KEY])
-    if not options.strict:
-        return
+    if not options.strict or request.session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        return  # an interrupted run (Ctrl-C) tears down in session finish: report nothing there
     problems = _strict.problems(core, renderer, still_running)
     if problems:
         pytest.fail(_strict.report(problems), pytrace=False)
