@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import anyio
 from starlette._utils import is_async_callable
 from starlette.concurrency import run_in_threadpool
 
+from pytest_bgtasks._bounds import hang_refused
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._faults import Fault, FaultReleased
 from pytest_bgtasks._ledger import Ledger
@@ -17,7 +18,12 @@ from pytest_bgtasks._record import TaskCall, current_call
 
 
 async def execute(
-    core: Core, call: TaskCall, *, reraise: bool, is_async: bool | None = None
+    core: Core,
+    call: TaskCall,
+    *,
+    reraise: bool,
+    is_async: bool | None = None,
+    hang_refusal: str | None = None,
 ) -> None:
     """Run ``call`` now on this loop: async functions here, sync ones in the worker threadpool.
 
@@ -25,18 +31,22 @@ async def execute(
     re-raised when ``reraise`` (the live path, so the app sees it as Starlette makes it see it),
     and always when it is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``), as
     Starlette would. ``is_async`` is the task's own cached flag, where the caller has the task.
+    ``hang_refusal`` says why a ``hang()`` fault would never end here: the run fails at once
+    with it, an error the app does not contain, instead of blocking the test for ever.
     """
     fault: Fault | None = None
     ledger = core.ledger
     ledger.enter()
     running = current_call.set(call)  # work the task creates is attributed to it
     try:
-        func, is_async, fault = _body(core, call, is_async)
+        func, is_async, fault = _body(core, call, is_async, hang_refusal)
         if is_async:
             call.result = await _run_async(ledger, call, func)
         else:
             call.result = await run_in_threadpool(_run_sync, ledger, call, func)
     except BaseException as exc:
+        if exc is call.exception:  # a refused hang, booked already: the test's error, uncontained
+            raise
         outcome = _book_failure(core, call, exc, fault)
         if outcome == "cancelled" or (
             outcome == "failed" and (reraise or not isinstance(exc, Exception))
@@ -74,11 +84,12 @@ def execute_sync(core: Core, call: TaskCall) -> None:
 
 
 def _body(
-    core: Core, call: TaskCall, is_async: bool | None
+    core: Core, call: TaskCall, is_async: bool | None, hang_refusal: str | None = None
 ) -> tuple[Callable[..., Any], bool, Fault | None]:
     """What runs for ``call`` (a queue's runner, or its function), under its fault if any.
 
     A fault's ``when=`` predicate that raises fails the run with its error (the caller books it).
+    A ``hang()`` fault is refused with ``hang_refusal`` (why it would never end), if given.
     """
     func: Callable[..., Any] = call.func
     if call.job is not None and call.job.runner is not None:
@@ -88,6 +99,8 @@ def _body(
     fault = core.faults.claim(call)
     if fault is not None:
         call.fault = str(fault)
+        if fault.kind == "hang" and hang_refusal is not None:
+            _refuse(call, hang_refused(fault, call, hang_refusal))
         func, is_async = fault.body(func, is_async)
     return func, is_async, fault
 
@@ -106,6 +119,15 @@ def _run_sync(ledger: Ledger, call: TaskCall, func: Callable[..., Any]) -> Any:
         return func(*call.args, **call.kwargs)
     finally:
         ledger.stop(call)
+
+
+def _refuse(call: TaskCall, error: RuntimeError) -> NoReturn:
+    """Fail ``call`` with ``error`` before it starts, as the test's error, not the task's."""
+    __tracebackhide__ = True
+    call.status = "failed"
+    call.exception = error
+    skip_rest_of_batch(call)
+    raise error
 
 
 def _book_failure(

@@ -37,6 +37,7 @@ class RequestInfo:
         "cancelled",
         "dispatched_at",
         "calls",
+        "real_server",
         "_scope",
         "_route",
     )
@@ -56,6 +57,8 @@ class RequestInfo:
         self.dispatched_at: float | None = None
         #: The tasks scheduled during this request.
         self.calls: list[TaskCall] = []
+        #: True when a real server (uvicorn) serves it: the client does not wait for its tasks.
+        self.real_server = False
 
     @property
     def route_object(self) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 
+from pytest_bgtasks._bounds import MAX_CHAINED, RunBounds, without_timeout
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._dependencies import ClosedDependencyWarnings
 from pytest_bgtasks._execution import execute
@@ -19,7 +20,7 @@ from pytest_bgtasks._numbers import checked_seconds
 from pytest_bgtasks._options import Mode
 from pytest_bgtasks._record import TaskCall
 from pytest_bgtasks._rendering import Renderer
-from pytest_bgtasks._replay import in_event_loop, replay_async, replay_blocking
+from pytest_bgtasks._replay import Runner, in_event_loop, replay_async, replay_blocking
 
 
 class BackgroundTaskRecorder:
@@ -217,45 +218,49 @@ class BackgroundTaskRecorder:
         """Tasks held back in deferred mode, in scheduling order."""
         return self._core.held.in_order()
 
-    def run_all(self, timeout: float | None = None) -> list[TaskCall]:
+    def run_all(
+        self, timeout: float | None = None, *, max_chained: int = MAX_CHAINED
+    ) -> list[TaskCall]:
         """Run the held tasks in scheduling order, and those they schedule; return them.
 
         A failure is recorded (the strict check judges it) and skips the rest of its
         response's tasks, as Starlette would. Raises TimeoutError naming the running task
-        when ``timeout`` seconds pass; the tasks not started by then stay held.
+        when ``timeout`` seconds pass, and RuntimeError once the tasks it ran have scheduled
+        ``max_chained`` more (an endless chain); the tasks not started by then stay held.
         """
         __tracebackhide__ = True
         self._refuse_in_loop("run_all", "await bgtasks.run_all_async()")
         timeout = _run_timeout(timeout, "run_all")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        ran: list[TaskCall] = []
+        bounds = RunBounds("run_all", timeout, max_chained, len(self._calls))
+        run = self._runner(None if timeout is not None else without_timeout("run_all"))
         while (call := self._take_held()) is not None:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                self._core.held.push(call)  # the time ran out before it started: still held
-                raise TimeoutError(self._timeout_message("run_all", timeout, None))
-            if not replay_blocking(self._run_held, call, remaining):
+            self._stop_if_bound_reached(bounds, call, timeout)
+            if not replay_blocking(run, call, bounds.remaining()):
                 call.expected = call.status == "cancelled"  # the test sees the TimeoutError
                 raise TimeoutError(self._timeout_message("run_all", timeout, call))
-            ran.append(call)
-        return ran
+            bounds.ran.append(call)
+        return bounds.ran
 
-    async def run_all_async(self, timeout: float | None = None) -> list[TaskCall]:
+    async def run_all_async(
+        self, timeout: float | None = None, *, max_chained: int = MAX_CHAINED
+    ) -> list[TaskCall]:
         """Like :meth:`run_all`, from async code (asyncio or trio)."""
         __tracebackhide__ = True
         timeout = _run_timeout(timeout, "run_all_async")
-        ran: list[TaskCall] = []
+        bounds = RunBounds("run_all_async", timeout, max_chained, len(self._calls))
+        run = self._runner(None if timeout is not None else without_timeout("run_all_async"))
         call: TaskCall | None = None
         try:
             with anyio.fail_after(timeout):
                 while (call := self._take_held()) is not None:
-                    await replay_async(self._run_held, call)
-                    ran.append(call)
+                    self._stop_if_bound_reached(bounds, call, timeout)
+                    await replay_async(run, call)
+                    bounds.ran.append(call)
         except TimeoutError:
             if call is not None and call.status == "cancelled":
                 call.expected = True  # the test asked for the timeout and sees it raised
             raise TimeoutError(self._timeout_message("run_all_async", timeout, call)) from None
-        return ran
+        return bounds.ran
 
     def run_next(self) -> TaskCall | None:
         """Run the first held task; return it, or None when nothing is held."""
@@ -263,7 +268,7 @@ class BackgroundTaskRecorder:
         self._refuse_in_loop("run_next", "await bgtasks.run_all_async()")
         call = self._take_held()
         if call is not None:
-            replay_blocking(self._run_held, call, None)
+            replay_blocking(self._runner(without_timeout("run_next")), call, None)
         return call
 
     def run(self, call: TaskCall) -> TaskCall:
@@ -282,7 +287,7 @@ class BackgroundTaskRecorder:
         except BaseException:
             self._core.held.push(call)  # a warning raised as an error keeps it held
             raise
-        replay_blocking(self._run_held, call, None)
+        replay_blocking(self._runner(without_timeout("run")), call, None)
         return call
 
     def discard(self) -> list[TaskCall]:
@@ -304,12 +309,30 @@ class BackgroundTaskRecorder:
                 raise
         return call
 
-    async def _run_held(self, call: TaskCall) -> None:
-        try:
-            await execute(self._core, call, reraise=False)
-        finally:
-            if call.held:  # cancelled before it started (a timeout): it is still held
-                self._core.held.push(call)
+    def _runner(self, hang_refusal: str | None) -> Runner:
+        """What replays a held task; ``hang_refusal`` says why a hang would never end there."""
+
+        async def run_held(call: TaskCall) -> None:
+            try:
+                await execute(self._core, call, reraise=False, hang_refusal=hang_refusal)
+            finally:
+                if call.held:  # cancelled before it started (a timeout): it is still held
+                    self._core.held.push(call)
+
+        return run_held
+
+    def _stop_if_bound_reached(
+        self, bounds: RunBounds, call: TaskCall, timeout: float | None
+    ) -> None:
+        """Raise, ``call`` held again, when the run must stop before it: time or chain."""
+        __tracebackhide__ = True
+        if bounds.remaining() == 0:
+            self._core.held.push(call)  # the time ran out before it started: still held
+            raise TimeoutError(self._timeout_message(bounds.method, timeout, None))
+        chain_error = bounds.chain_too_long(call, self._renderer.line)
+        if chain_error is not None:
+            self._core.held.push(call)
+            raise RuntimeError(chain_error)
 
     def _timeout_message(self, what: str, timeout: float | None, call: TaskCall | None) -> str:
         if call is None or call.held:
@@ -373,8 +396,9 @@ class BackgroundTaskRecorder:
         """Make matching runs hang until cancelled, or until the test ends (then "cancelled").
 
         Pair it with something that returns while the task hangs: deferred mode with a
-        ``run_all(timeout=...)``, or a real server. A plain ``TestClient`` waits for its tasks,
-        so ``client.post()`` would never return.
+        ``run_all(timeout=...)``, or a real server. Where nothing could end it (a request from
+        ``TestClient`` or ``httpx.ASGITransport``, which wait for their tasks; a run without a
+        timeout) the run fails at once with a RuntimeError saying so.
         """
         __tracebackhide__ = True
         return self._add_fault("hang", func_or_name, times, when)

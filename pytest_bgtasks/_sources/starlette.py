@@ -4,12 +4,14 @@ Patch points: ``BackgroundTask.__init__`` sees every task, explicit ones
 included; ``BackgroundTask.__call__`` is the one execution hook every Starlette and FastAPI
 version goes through (FastAPI's own ``BackgroundTasks.__call__`` is not, since 0.142);
 ``BackgroundTasks.__init__``/``add_task`` tell which tasks share a response;
-``Starlette.__call__`` (outermost app only) tells which request scheduled a task and contains
-task failures, so clients get the response a real client would get.
+``Starlette.__call__`` (outermost app only) tells which request scheduled a task, whether a real
+server or an in-process client that waits for the tasks sent it, and contains task failures, so
+clients get the response a real client would get.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask, BackgroundTasks
 from starlette.types import Message, Receive, Scope, Send
 
+from pytest_bgtasks._bounds import IN_PROCESS_CLIENT, served_by_real_server
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._execution import execute
 from pytest_bgtasks._outcomes import drop_unrun
@@ -96,8 +99,10 @@ def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
             request.dispatched_at = time.monotonic()
         if core.mode == "deferred":
             core.hold(call)
-        else:
-            await execute(core, call, reraise=True, is_async=task.is_async)
+            return
+        handling = current_request.get()
+        refusal = None if handling is None or handling.real_server else IN_PROCESS_CLIENT
+        await execute(core, call, reraise=True, is_async=task.is_async, hang_refusal=refusal)
 
     def tasks_init_patch(
         tasks: BackgroundTasks, tasks_arg: Sequence[BackgroundTask] | None = None, /
@@ -120,6 +125,7 @@ def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
             await app_call(app, scope, receive, send)
             return
         request = RequestInfo(scope)
+        request.real_server = served_by_real_server(sys._getframe(1))
         reset = current_request.set(request)
 
         async def observed_send(message: Message) -> None:
