@@ -235,7 +235,7 @@ def anyio_backend():
         [
             f"E   *RuntimeError: {method}() stopped: the tasks it ran scheduled 1000 more"
             " (step x1000), an endless chain of tasks scheduling tasks? The next is still held:"
-            " #1002 step(n=1001, last=inf)  held. Run them step by step with"
+            " #1002 step(n=1001, last=inf)  held*. Run them step by step with"
             f" bgtasks.run_next(), or allow a longer chain with bgtasks.{method}(max_chained=...)",
         ]
     )
