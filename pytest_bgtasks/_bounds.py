@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from types import FrameType
+from typing import Literal
 
 from pytest_bgtasks._numbers import checked_count
 from pytest_bgtasks._record import TaskCall
@@ -15,8 +16,13 @@ from pytest_bgtasks._record import TaskCall
 #: Top-level packages of ASGI servers that answer a client before the tasks end.
 REAL_SERVERS = frozenset({"uvicorn", "hypercorn", "daphne", "granian"})
 
+#: Clients that run the app on the test's own event loop, so the test can cancel a request.
+SAME_LOOP_CLIENTS = ("httpx._transports.asgi", "httpx2._transports.asgi")
+
 #: How many tasks the tasks run by one ``run_all()`` may schedule in turn, by default.
 MAX_CHAINED = 1000
+
+Caller = Literal["server", "same loop", "client"]
 
 IN_PROCESS_CLIENT = (
     "runs inside a request from an in-process client (TestClient, httpx.ASGITransport), which"
@@ -26,14 +32,33 @@ IN_PROCESS_CLIENT = (
 )
 
 
-def served_by_real_server(frame: FrameType | None) -> bool:
-    """True when a real ASGI server, not an in-process client, is on the stack at ``frame``."""
+def caller_of(frame: FrameType | None) -> Caller:
+    """Who called the app at ``frame``: a real server, a client on the test's loop, or another.
+
+    Read from the modules on the call stack, once per request.
+    """
     while frame is not None:
         module = frame.f_globals.get("__name__")
-        if isinstance(module, str) and module.partition(".")[0] in REAL_SERVERS:
-            return True
+        if isinstance(module, str):
+            if module.partition(".")[0] in REAL_SERVERS:
+                return "server"
+            if module.startswith(SAME_LOOP_CLIENTS):
+                return "same loop"
         frame = frame.f_back
-    return False
+    return "client"
+
+
+def hang_in_request(caller: str | None, is_async: bool) -> str | None:
+    """Why a hang in a task of a request from ``caller`` would never end, or None if it can.
+
+    A real server answers first and teardown releases the hang; on the test's own loop
+    (httpx.ASGITransport) the test can cancel the request, which ends an async task but not a
+    sync one in its worker thread; a client in another thread (TestClient) waits for ever.
+    Outside a request (``caller`` None) the test drives the task itself.
+    """
+    if caller is None or caller == "server" or (caller == "same loop" and is_async):
+        return None
+    return IN_PROCESS_CLIENT
 
 
 def without_timeout(method: str) -> str:

@@ -37,7 +37,7 @@ class RequestInfo:
         "cancelled",
         "dispatched_at",
         "calls",
-        "real_server",
+        "caller",
         "_scope",
         "_route",
     )
@@ -57,8 +57,8 @@ class RequestInfo:
         self.dispatched_at: float | None = None
         #: The tasks scheduled during this request.
         self.calls: list[TaskCall] = []
-        #: True when a real server (uvicorn) serves it: the client does not wait for its tasks.
-        self.real_server = False
+        #: Who sent it: "server" (uvicorn...), "same loop" (httpx.ASGITransport), "client".
+        self.caller: str = "client"
 
     @property
     def route_object(self) -> Any:

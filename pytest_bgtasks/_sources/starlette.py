@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask, BackgroundTasks
 from starlette.types import Message, Receive, Scope, Send
 
-from pytest_bgtasks._bounds import IN_PROCESS_CLIENT, served_by_real_server
+from pytest_bgtasks._bounds import caller_of, hang_in_request
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._execution import execute
 from pytest_bgtasks._outcomes import drop_unrun
@@ -101,7 +101,8 @@ def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
             core.hold(call)
             return
         handling = current_request.get()
-        refusal = None if handling is None or handling.real_server else IN_PROCESS_CLIENT
+        caller = None if handling is None else handling.caller
+        refusal = hang_in_request(caller, task.is_async)
         await execute(core, call, reraise=True, is_async=task.is_async, hang_refusal=refusal)
 
     def tasks_init_patch(
@@ -125,7 +126,7 @@ def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
             await app_call(app, scope, receive, send)
             return
         request = RequestInfo(scope)
-        request.real_server = served_by_real_server(sys._getframe(1))
+        request.caller = caller_of(sys._getframe(1))
         reset = current_request.set(request)
 
         async def observed_send(message: Message) -> None:
