@@ -32,6 +32,14 @@ IN_PROCESS_CLIENT = (
 )
 
 
+INLINE_JOB = (
+    "is a queue's job run in eager mode inside the app's enqueue call, which waits for it, and"
+    " only the end of the test releases a hang. Use deferred mode"
+    " (@pytest.mark.bgtasks(mode='deferred')) and bgtasks.run_all(timeout=...), which raises"
+    " TimeoutError"
+)
+
+
 def caller_of(frame: FrameType | None) -> Caller:
     """Who called the app at ``frame``: a real server, a client on the test's loop, or another.
 

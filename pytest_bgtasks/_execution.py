@@ -9,7 +9,7 @@ import anyio
 from starlette._utils import is_async_callable
 from starlette.concurrency import run_in_threadpool
 
-from pytest_bgtasks._bounds import hang_refused
+from pytest_bgtasks._bounds import INLINE_JOB, hang_refused
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._faults import Fault, FaultReleased
 from pytest_bgtasks._ledger import Ledger
@@ -63,16 +63,19 @@ def execute_sync(core: Core, call: TaskCall) -> None:
     """Run ``call`` now in this thread, for a job enqueued from sync code.
 
     The outcome is recorded, not raised: enqueueing does not fail when the job does. Only what
-    is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``) goes on up.
+    is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``) goes on up, and a refused
+    ``hang()``: the enqueue waits for the job, so a hang would never end.
     """
     fault: Fault | None = None
     ledger = core.ledger
     ledger.enter()
     running = current_call.set(call)
     try:
-        func, _, fault = _body(core, call, False)
+        func, _, fault = _body(core, call, False, INLINE_JOB)
         call.result = _run_sync(ledger, call, func)
     except BaseException as exc:
+        if exc is call.exception:  # a refused hang, booked already: the test's error
+            raise
         outcome = _book_failure(core, call, exc, fault)
         if outcome == "cancelled" or (outcome == "failed" and not isinstance(exc, Exception)):
             raise

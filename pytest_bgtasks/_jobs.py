@@ -6,6 +6,7 @@ Queue sources (Celery, arq, taskiq, Dramatiq, RQ) build the job's record with
 
 from __future__ import annotations
 
+from pytest_bgtasks._bounds import INLINE_JOB
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._execution import execute, execute_sync
 from pytest_bgtasks._record import TaskCall
@@ -35,4 +36,4 @@ async def dispatch_async(core: Core, call: TaskCall) -> None:
     if core.mode == "deferred":
         core.hold(call)
     else:
-        await execute(core, call, reraise=False)
+        await execute(core, call, reraise=False, hang_refusal=INLINE_JOB)

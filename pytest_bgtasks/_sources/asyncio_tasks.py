@@ -196,8 +196,8 @@ class _Watcher:
         else:
             call.status = "succeeded"
             call.result = task.result()
-        if counted:
-            self._core.ledger.leave()
+        if counted:  # after the app's own done callbacks, which asyncio runs next, in order
+            task.get_loop().call_soon(self._core.ledger.leave)
 
     def _collected(self, call: TaskCall, counted: bool, _ref: object) -> None:
         if call.status != "running":
