@@ -32,6 +32,19 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester whose inner runs keep their tests in file order, whatever plugins are installed.
+
+    pytest-randomly loads itself in every run that can import it, inner ones included, and an
+    inner run's output (the order of its lines, its report) is what these tests read. pytester
+    clears PYTEST_ADDOPTS when it starts, so it is set here, after, for in-process and
+    subprocess runs alike. ``-p no:NAME`` is harmless where the plugin is not installed.
+    """
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    return pytester
+
+
+@pytest.fixture
 def apps_source() -> str:
     """The source of tests/apps.py, for pytester projects that need the same apps."""
     return Path(apps.__file__).read_text(encoding="utf-8")
