@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from smtplib import SMTPException
 
 import pytest
@@ -111,26 +112,20 @@ def test_hang_until_the_test_ends_is_recorded_as_cancelled(
     pytester.makepyfile(
         """
         import threading
-        import time
         import anyio
         from starlette.background import BackgroundTask
         from apps import sync_task
-
-        calls = []
+        from conftest import until_running
 
         def test_hang(bgtasks):
             bgtasks.hang(sync_task)
             threading.Thread(target=anyio.run, args=(BackgroundTask(sync_task, "x"),)).start()
-            while bgtasks.calls[0].status != "running":
-                time.sleep(0.01)
-            calls.append(bgtasks)
-
-        def test_after():
-            (recorder,) = calls
-            assert recorder.calls[0].status == "cancelled"
+            until_running(bgtasks.calls[0])
         """
     )
-    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+    pytester.makeconftest(UNTIL_RUNNING)
+
+    assert statuses_after_teardown(pytester) == ["cancelled"]
 
 
 def test_a_fault_that_never_applied_errors_the_test(
@@ -194,12 +189,11 @@ def test_a_released_hang_skips_the_rest_of_its_response(
     pytester.makepyfile(apps=apps_source)
     pytester.makepyfile(
         """
-        import threading, time
+        import threading
         import anyio
         from starlette.background import BackgroundTasks
         from apps import sync_task, async_task
-
-        seen = []
+        from conftest import until_running
 
         def test_hang(bgtasks):
             bgtasks.hang(sync_task)
@@ -207,13 +201,32 @@ def test_a_released_hang_skips_the_rest_of_its_response(
             tasks.add_task(sync_task, "stuck")
             tasks.add_task(async_task, "after")
             threading.Thread(target=anyio.run, args=(tasks,)).start()
-            while bgtasks.calls[0].status != "running":
-                time.sleep(0.01)
-            seen.append(bgtasks)
-
-        def test_after():
-            (recorder,) = seen
-            assert [c.status for c in recorder.calls] == ["cancelled", "skipped"]
+            until_running(bgtasks.calls[0])
         """
     )
-    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+    pytester.makeconftest(UNTIL_RUNNING)
+
+    assert statuses_after_teardown(pytester) == ["cancelled", "skipped"]
+
+
+UNTIL_RUNNING = """
+import time
+
+def until_running(call):
+    deadline = time.monotonic() + 10
+    while call.status != "running":
+        assert time.monotonic() < deadline, f"still {call.status} after 10s"
+        time.sleep(0.01)
+"""
+
+
+def statuses_after_teardown(pytester: pytest.Pytester) -> list[str]:
+    """Run the project's one test; the statuses its tasks ended with, after its teardown.
+
+    The JSON report takes each test's tasks from its teardown report, so it shows what the
+    teardown left, in the run that made them: no second test reads state across tests.
+    """
+    result = pytester.runpytest("--bgtasks-json=tasks.json")
+    result.assert_outcomes(passed=1)
+    document = json.loads((pytester.path / "tasks.json").read_text(encoding="utf-8"))
+    return [row["status"] for row in document["tasks"]]
