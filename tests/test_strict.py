@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import starlette_before
@@ -89,11 +91,14 @@ def test_a_stream_left_unread_drops_its_tasks(project: pytest.Pytester) -> None:
     project.makepyfile(
         HEADER
         + """
+from apps import journal
+
 def test_stream(bgtasks):
     with TestClient(app).stream("GET", "/stream") as response:
         assert response.status_code == 200
     (dropped,) = bgtasks.assert_dropped(sync_task)
-    assert dropped.status == "dropped"
+    assert dropped.reason.startswith("dropped: the request was cancelled first")
+    assert journal == []
 """
     )
     result = project.runpytest()
@@ -142,20 +147,45 @@ def test_records_do_not_leak_between_tests(project: pytest.Pytester) -> None:
     project.makepyfile(
         HEADER
         + """
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask, BackgroundTasks
+
+def starlettes_methods():
+    return [
+        BackgroundTask.__init__,
+        BackgroundTask.__call__,
+        BackgroundTasks.__init__,
+        BackgroundTasks.add_task,
+        Starlette.__call__,
+    ]
+
+OWN = starlettes_methods()  # at collection, before any test took the fixture
+
 def test_first(bgtasks):
+    bgtasks.assert_not_scheduled()
     TestClient(app).post("/items/1")
-    assert len(bgtasks.calls) == 2
+    assert [c.index for c in bgtasks.calls] == [1, 2]
 
 def test_second(bgtasks):
     bgtasks.assert_not_scheduled()
     TestClient(app).post("/items/2")
     assert [c.index for c in bgtasks.calls] == [1, 2]
 
-def test_without_the_fixture_nothing_is_recorded():
-    TestClient(app).post("/items/3")
+def test_without_the_fixture_starlette_is_left_alone():
+    assert all(now is own for now, own in zip(starlettes_methods(), OWN, strict=True))
+    # Starlette's own behaviour: the task failure reaches the client, no record contains it.
+    with pytest.raises(RuntimeError, match="task boom"):
+        TestClient(app).post("/fail")
 """
     )
-    project.runpytest().assert_outcomes(passed=3)
+    project.runpytest("--bgtasks-json=tasks.json").assert_outcomes(passed=3)
+    document = json.loads((project.path / "tasks.json").read_text(encoding="utf-8"))
+    assert [(row["test"].split("::")[1], row["index"]) for row in document["tasks"]] == [
+        ("test_first", 1),
+        ("test_first", 2),
+        ("test_second", 1),
+        ("test_second", 2),
+    ]
 
 
 def test_teardown_waits_for_running_tasks_and_reports_those_that_outlive_it(
