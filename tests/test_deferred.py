@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -23,10 +22,9 @@ pytestmark = pytest.mark.bgtasks(mode="deferred")
 
 
 def test_held_tasks_do_not_run_until_run_all(bgtasks: BackgroundTaskRecorder) -> None:
-    started = time.monotonic()
     TestClient(app).post("/slow", params={"seconds": 1.0})
-    assert time.monotonic() - started < 0.5, "the client waited for a held task"
 
+    # Held, not run by the client: still scheduled, and nothing in the journal.
     (held,) = bgtasks.held
     assert held.status == "scheduled" and bgtasks.pending == [held]
     assert apps.journal == []

@@ -195,19 +195,30 @@ def test_teardown_waits_for_running_tasks_and_reports_those_that_outlive_it(
     project.makepyfile(
         HEADER
         + """
-import threading, time
+import threading
 import anyio
 from starlette.background import BackgroundTask
 
+started, release = threading.Event(), threading.Event()
+
+def outlive_the_test(label):
+    started.set()
+    release.wait(10)
+
+@pytest.fixture(scope="module", autouse=True)
+def release_after_the_test():
+    yield
+    release.set()  # after the test's teardown, so the task outlives it
+
 def test_slow(bgtasks):
-    task = BackgroundTask(time.sleep, 1.0)
+    task = BackgroundTask(outlive_the_test, "slow")
     threading.Thread(target=anyio.run, args=(task,)).start()
-    time.sleep(0.05)
+    assert started.wait(10)
     assert bgtasks.calls[0].status == "running"
 """
     )
     result = project.runpytest()
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
-        ["  #1 sleep(*1.0)  running  (still running after teardown waited)"]
+        ["  #1 outlive_the_test(label='slow')  running  (still running after teardown waited)"]
     )
