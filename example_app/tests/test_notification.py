@@ -6,7 +6,6 @@ the task in deferred mode; ``test_real_server.py`` keeps the real 2 seconds.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
@@ -45,13 +44,11 @@ def test_deferred_the_client_does_not_wait_for_the_delay(
     settings = configure(notify_delay=0.5)
 
     with bgtasks.deferred():  # or @pytest.mark.bgtasks(mode="deferred") on the test
-        started = time.monotonic()
         response = client.post("/send-notification/ann@example.com")
-        elapsed = time.monotonic() - started
 
-    # A plain TestClient waits for the tasks; here the task is held, so the response is quick.
+    # A plain TestClient waits for the tasks; here the task is held, not run: the response came
+    # without the half-second delay (the record says so, where a clock could be slowed down).
     assert response.json() == {"message": "Notification sent in the background"}
-    assert elapsed < 0.5
     [held] = bgtasks.held
     assert held.arguments == {
         "message": "Notification sent to ann@example.com",
