@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder
 from tests import asyncio_app
 from tests.asyncio_app import EventBus, app, explode, heartbeat, notify, notify_later
+from tests.servers import serving
 
 APP_FILE = asyncio_app.__file__
 
@@ -79,19 +77,8 @@ async def test_through_asgi_transport_and_not_the_tests_own_tasks(
 @pytest.fixture
 def server_url() -> Iterator[str]:
     """``app`` served by a real uvicorn in a thread of this process, lifespan on."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(app, lifespan="on") as url:
+        yield url
 
 
 def test_through_a_real_server(bgtasks: BackgroundTaskRecorder, server_url: str) -> None:

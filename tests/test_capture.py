@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from starlette.background import BackgroundTask
 from starlette.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder
 from tests import apps
 from tests.apps import app, async_task, starlette_app, sync_task
+from tests.servers import serving
 
 
 def test_injected_tasks_are_recorded_with_arguments_and_request(
@@ -112,19 +111,8 @@ async def test_async_client_over_asgi_transport(
 @pytest.fixture
 def server_url() -> Iterator[str]:
     """The test app served by a real uvicorn in a thread of this process."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(app, lifespan="off") as url:
+        yield url
 
 
 class Gate:
