@@ -19,6 +19,7 @@ import anyio.lowlevel
 from pytest_bgtasks._faults import FaultRegistry
 from pytest_bgtasks._held import HeldQueue
 from pytest_bgtasks._ledger import Ledger
+from pytest_bgtasks._lifetimes import ArgumentCheck
 from pytest_bgtasks._options import Mode, Queues
 from pytest_bgtasks._record import JobInfo, TaskCall, current_call, current_request
 
@@ -29,10 +30,14 @@ if sys.version_info < (3, 11):
 class Core:
     """One test's recorded work and what controls it."""
 
-    def __init__(self, mode: Mode, queues: Queues = "intercept") -> None:
+    def __init__(
+        self, mode: Mode, queues: Queues = "intercept", check: ArgumentCheck | None = None
+    ) -> None:
         self.mode: Mode = mode
         #: What queue sources do with jobs: "intercept" them, or let them "passthrough".
         self.queues: Queues = queues
+        #: Judges each task's arguments as it is scheduled; None when no check is on.
+        self.check = check
         self.calls: list[TaskCall] = []
         self.ledger = Ledger()
         self.held = HeldQueue()
@@ -63,6 +68,8 @@ class Core:
             self.calls.append(call)
         if request is not None:
             request.calls.append(call)
+        if self.check is not None:
+            self.check(call)
         return call
 
     def hold(self, call: TaskCall) -> None:

@@ -10,14 +10,19 @@ Mode = Literal["eager", "deferred"]
 MODES: tuple[Mode, ...] = ("eager", "deferred")
 Queues = Literal["intercept", "passthrough"]
 QUEUES: tuple[Queues, ...] = ("intercept", "passthrough")
+Roundtrip = Literal["json", "pickle"]
+ROUNDTRIPS: tuple[Roundtrip, ...] = ("json", "pickle")
 
 MARKER = "bgtasks"
 MARKER_DOC = (
-    "bgtasks(*, mode='eager', strict=True, queues='intercept'): configure the bgtasks fixture"
-    " for this test: mode 'eager' runs background tasks as Starlette does, 'deferred' holds"
-    " them until bgtasks.run_all(); strict=False stops failed or dropped tasks from erroring"
-    " the test; queues='passthrough' sends queue jobs (Celery, arq, taskiq, Dramatiq, RQ) to"
-    " the real broker and only records them."
+    "bgtasks(*, mode='eager', strict=True, queues='intercept', lifetimes=True, roundtrip=None):"
+    " configure the bgtasks fixture for this test: mode 'eager' runs background tasks as"
+    " Starlette does, 'deferred' holds them until bgtasks.run_all(); strict=False stops failed"
+    " or dropped tasks from erroring the test; queues='passthrough' sends queue jobs (Celery,"
+    " arq, taskiq, Dramatiq, RQ) to the real broker and only records them; lifetimes=False"
+    " stops arguments that end before the task runs (the request, a closed upload or"
+    " dependency value) from erroring it; roundtrip='json' or 'pickle' errors it when a"
+    " background task's arguments do not survive that serializer."
 )
 
 
@@ -25,7 +30,13 @@ class Options:
     """Keyword-only settings, so a typo in a marker is a clear TypeError."""
 
     def __init__(
-        self, *, mode: str = "eager", strict: bool = True, queues: str = "intercept"
+        self,
+        *,
+        mode: str = "eager",
+        strict: bool = True,
+        queues: str = "intercept",
+        lifetimes: bool = True,
+        roundtrip: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(
@@ -35,11 +46,19 @@ class Options:
             raise ValueError(
                 f"bgtasks queues must be one of {', '.join(map(repr, QUEUES))}, got {queues!r}"
             )
-        if not isinstance(strict, bool):
-            raise TypeError(f"bgtasks strict must be True or False, got {strict!r}")
+        for name, value in (("strict", strict), ("lifetimes", lifetimes)):
+            if not isinstance(value, bool):
+                raise TypeError(f"bgtasks {name} must be True or False, got {value!r}")
+        if roundtrip is not None and roundtrip not in ROUNDTRIPS:
+            raise ValueError(
+                f"bgtasks roundtrip must be one of {', '.join(map(repr, ROUNDTRIPS))} or None,"
+                f" got {roundtrip!r}"
+            )
         self.mode: Mode = mode
         self.strict = strict
         self.queues: Queues = queues
+        self.lifetimes = lifetimes
+        self.roundtrip: Roundtrip | None = roundtrip
 
     @classmethod
     def from_ini(cls, config: pytest.Config) -> Options:
@@ -50,8 +69,13 @@ class Options:
             raise pytest.UsageError(
                 f"ini option bgtasks_strict takes true or false ({error})"
             ) from None
+        roundtrip = config.getini("bgtasks_roundtrip") or None
+        if roundtrip is not None and roundtrip not in ROUNDTRIPS:
+            raise pytest.UsageError(
+                f"ini option bgtasks_roundtrip takes json or pickle, got {roundtrip!r}"
+            )
         try:
-            return cls(mode=config.getini("bgtasks_mode"), strict=strict)
+            return cls(mode=config.getini("bgtasks_mode"), strict=strict, roundtrip=roundtrip)
         except (TypeError, ValueError) as error:
             raise pytest.UsageError(f"ini option bgtasks_mode: {error}") from None
 
@@ -61,12 +85,15 @@ class Options:
             "mode": self.mode,
             "strict": self.strict,
             "queues": self.queues,
+            "lifetimes": self.lifetimes,
+            "roundtrip": self.roundtrip,
         }
         for marker in reversed(list(item.iter_markers(MARKER))):
             if marker.args:
                 raise TypeError(
-                    f"@pytest.mark.{MARKER} takes keyword arguments only (mode=...,"
-                    f" strict=..., queues=...), got positional {marker.args!r}"
+                    f"@pytest.mark.{MARKER} takes keyword arguments only"
+                    f" ({', '.join(f'{name}=...' for name in settings)}),"
+                    f" got positional {marker.args!r}"
                 )
             unknown = set(marker.kwargs) - set(settings)
             if unknown:

@@ -38,6 +38,7 @@ class RequestInfo:
         "dispatched_at",
         "calls",
         "caller",
+        "ends_first",
         "_scope",
         "_route",
     )
@@ -59,6 +60,10 @@ class RequestInfo:
         self.calls: list[TaskCall] = []
         #: Who sent it: "server" (uvicorn...), "same loop" (httpx.ASGITransport), "client".
         self.caller: str = "client"
+        #: Values whose life ends before this request's tasks run, by ``id``: (the value, held
+        #: so its id stays its own, and what ends it). Filled by a framework's source; dropped
+        #: when the request ends.
+        self.ends_first: dict[int, tuple[Any, str]] | None = None
 
     @property
     def route_object(self) -> Any:
@@ -78,6 +83,7 @@ class RequestInfo:
         """Keep only what the record needs once the request ended: the scope holds a lot."""
         self._route = self.route_object
         self._scope = None
+        self.ends_first = None
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"

@@ -13,8 +13,11 @@ README_STRICT = "https://github.com/pytest-bgtasks/pytest-bgtasks#nothing-fails-
 
 
 def problems(core: Core, render: Renderer, still_running: Sequence[TaskCall]) -> list[str]:
-    """What the check reports: unexpected failures and drops, tasks never run, unused faults."""
+    """What the check reports: arguments that end before their task runs (or do not survive
+    the round trip), unexpected failures and drops, tasks never run, unused faults."""
     found: list[str] = []
+    if core.check is not None:
+        found += core.check.blocks(render)
     for call in core.calls:
         if call.expected:
             continue

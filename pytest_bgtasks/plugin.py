@@ -47,6 +47,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=True,
     )
     parser.addini(
+        "bgtasks_roundtrip",
+        "json or pickle: error a test whose background task arguments do not survive that"
+        " serializer, as before moving the tasks to a job queue (default: no check).",
+        default="",
+    )
+    parser.addini(
         "bgtasks_redact",
         "more names (arguments, dict keys, fields, route parameters) whose values are shown"
         " as *** (defaults: " + ", ".join(DEFAULT_SECRET_NAMES) + ").",
@@ -90,10 +96,13 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
     Tasks run as Starlette runs them (mode "eager"), or are held until ``bgtasks.run_all()``
     (mode "deferred"). Assert with ``bgtasks.assert_scheduled(func, *args, **kwargs)``; inject
     faults with ``bgtasks.fail(func, exc)``. At teardown a task that failed or never ran errors
-    the test, unless expected. Configure with ``@pytest.mark.bgtasks(mode=..., strict=...)``.
+    the test, unless expected, and so does an argument that ends before its task runs in
+    production. Configure with ``@pytest.mark.bgtasks(mode=..., strict=..., lifetimes=...,
+    roundtrip=...)``.
     """
     from pytest_bgtasks import _strict
     from pytest_bgtasks._core import Core
+    from pytest_bgtasks._lifetimes import ArgumentCheck
     from pytest_bgtasks._recorder import BackgroundTaskRecorder
     from pytest_bgtasks._sources import installed
 
@@ -103,7 +112,10 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
     except (TypeError, ValueError) as error:
         pytest.fail(f"pytest-bgtasks: {error}", pytrace=False)
     renderer = config.stash[RENDERER_KEY]
-    core = Core(options.mode, options.queues)
+    check = None
+    if options.strict and (options.lifetimes or options.roundtrip is not None):
+        check = ArgumentCheck(lifetimes=options.lifetimes, roundtrip=options.roundtrip)
+    core = Core(options.mode, options.queues, check)
     recorder = BackgroundTaskRecorder(core, renderer)
     request.node.stash[RECORDER_KEY] = recorder
     with installed(core):
