@@ -9,6 +9,7 @@ Sessions:
 - tests           the newest FastAPI, Starlette, pytest (TestClient on httpx2), the whole suite
 - oldest          the floor, pinned in ci/constraints-oldest.txt, the whole suite
 - httpx           the newest Starlette with httpx2 uninstalled: TestClient on httpx
+- fastapi_0115    FastAPI 0.115, where yield dependencies and uploads close before the tasks
 - asyncio_strict  pytest-asyncio installed next to anyio's plugin, asyncio_mode=strict
 - asyncio_auto    the same with asyncio_mode=auto (see the session for what auto mode does)
 - xdist           the whole suite under pytest-xdist, `-n 2`
@@ -39,6 +40,7 @@ nox.options.sessions = [
     "tests",
     "oldest",
     "httpx",
+    "fastapi_0115",
     "asyncio_strict",
     "asyncio_auto",
     "xdist",
@@ -121,6 +123,16 @@ def httpx(session: nox.Session) -> None:
     )
     _show_versions(session)
     _pytest(session)
+
+
+@nox.session(python=PYTHON)
+def fastapi_0115(session: nox.Session) -> None:
+    """FastAPI 0.115 (0.106-0.117 alike): every dependency with yield exits, and every upload
+    closes, before the tasks run, so the lifetime check flags what the newest FastAPI does
+    not. The lifetime tests only: the rest of the suite proves the newest and the floor."""
+    session.install("-e", ".[test]", "fastapi==0.115.*")
+    _show_versions(session)
+    _pytest(session, "tests/test_lifetimes.py")
 
 
 def _asyncio(session: nox.Session, mode: str, *deselect: str) -> None:

@@ -6,6 +6,7 @@ only where FastAPI has the keyword (0.121 and later).
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -82,6 +83,10 @@ def audit(request: Request) -> None:
     seen.append(f"audit {request.url.path}")
 
 
+async def audit_async(request: Request) -> None:
+    seen.append(f"audit {request.url.path}")
+
+
 def use(resource: Resource) -> None:
     seen.append(f"resource closed={resource.closed}")
 
@@ -127,6 +132,12 @@ app = FastAPI()
 @app.post("/audit")
 async def audit_request(request: Request, background_tasks: BackgroundTasks) -> dict[str, bool]:
     background_tasks.add_task(audit, request)
+    return {"ok": True}
+
+
+@app.post("/audit-awaited")
+async def audit_awaited(request: Request) -> dict[str, bool]:
+    await asyncio.create_task(audit_async(request))  # awaited: the request is alive
     return {"ok": True}
 
 

@@ -497,6 +497,10 @@ def test_a_when_predicate_that_raises_is_reported_as_such(
             "*ini option bgtasks_mode: *one of 'eager', 'deferred', got 'later'",
         ),
         (
+            "bgtasks_roundtrip = yaml",
+            "*ini option bgtasks_roundtrip takes json or pickle, got 'yaml'",
+        ),
+        (
             "bgtasks_teardown_timeout = soon",
             "*ini option bgtasks_teardown_timeout takes a finite number of seconds >= 0, got 'soon'",
         ),

@@ -11,13 +11,20 @@ import pytest
         ("bgtasks(mode='lazy')", "*bgtasks mode must be one of 'eager', 'deferred', got 'lazy'*"),
         (
             "bgtasks(strcit=False)",
-            "*unknown keyword(s) strcit; valid ones are mode, strict, queues*",
+            "*unknown keyword(s) strcit; valid ones are mode, strict, queues, lifetimes,"
+            " roundtrip*",
         ),
         (
             "bgtasks('deferred')",
-            "*takes keyword arguments only (mode=..., strict=..., queues=...)*",
+            "*takes keyword arguments only (mode=..., strict=..., queues=..., lifetimes=...,"
+            " roundtrip=...)*",
         ),
         ("bgtasks(strict='no')", "*bgtasks strict must be True or False, got 'no'*"),
+        ("bgtasks(lifetimes=0)", "*bgtasks lifetimes must be True or False, got 0*"),
+        (
+            "bgtasks(roundtrip='yaml')",
+            "*bgtasks roundtrip must be one of 'json', 'pickle' or None, got 'yaml'*",
+        ),
     ],
 )
 def test_a_bad_marker_is_a_clear_error(
@@ -64,7 +71,10 @@ def test_ini_mode_deferred_is_the_default_and_markers_override_it(
 def test_marker_is_registered_and_documented(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(
-        ["@pytest.mark.bgtasks(*, mode='eager', strict=True, queues='intercept'): configure*"]
+        [
+            "@pytest.mark.bgtasks(*, mode='eager', strict=True, queues='intercept',"
+            " lifetimes=True, roundtrip=None): configure*"
+        ]
     )
 
 
@@ -77,7 +87,13 @@ def test_help_lists_the_options_and_ini_keys(pytester: pytest.Pytester) -> None:
             "  --bgtasks-json=PATH*",
         ]
     )
-    for key in ("bgtasks_mode", "bgtasks_strict", "bgtasks_redact", "bgtasks_teardown_timeout"):
+    for key in (
+        "bgtasks_mode",
+        "bgtasks_strict",
+        "bgtasks_roundtrip",
+        "bgtasks_redact",
+        "bgtasks_teardown_timeout",
+    ):
         result.stdout.fnmatch_lines([f"  {key} (*"])
 
 
