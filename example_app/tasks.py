@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import smtplib
 import time
 from datetime import datetime, timezone
@@ -90,6 +91,25 @@ def process_data(
         return None
     db.finish_job(settings.database_path, settings.database_timeout, job_id, summary=summary)
     return summary
+
+
+# -- scenario 10: an uploaded CSV file, handed over as bytes ------------------------------------
+
+
+def process_csv(job_id: str, content: bytes, settings: Settings) -> dict[str, Any] | None:
+    """Read the bytes of an uploaded CSV file with pandas, then process them as ``process_data``.
+
+    A file pandas cannot read is bad data, handled as ``process_data`` handles it.
+    """
+    try:
+        records = pd.read_csv(io.BytesIO(content)).to_dict("records")
+    except ValueError as error:  # pandas' parser, empty-file and decoding errors
+        log_error(settings.error_log_path, f"process_csv: job {job_id}: {error}")
+        db.finish_job(
+            settings.database_path, settings.database_timeout, job_id, error=f"not CSV: {error}"
+        )
+        return None
+    return process_data(job_id, [{str(k): v for k, v in r.items()} for r in records], settings)
 
 
 # -- scenarios 2 and 3: a slow log line, an e-mail --------------------------------------------
