@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from pytest_bgtasks._core import Core
+from pytest_bgtasks._lifetimes import ArgumentCheck
+from pytest_bgtasks._options import Mode
 from pytest_bgtasks._record import RequestInfo, current_request
 from pytest_bgtasks._recorder import BackgroundTaskRecorder
 from pytest_bgtasks._sources import installed
@@ -20,9 +22,14 @@ __all__ = ["RequestInfo", "Side", "baseline", "current_request", "deferred", "pl
 Side = Callable[[], AbstractContextManager[object]]
 
 
+def _core(mode: Mode) -> Core:
+    """A core as the fixture builds it by default: the argument lifetime check on."""
+    return Core(mode, check=ArgumentCheck(lifetimes=True, roundtrip=None))
+
+
 def plugin() -> AbstractContextManager[object]:
     """The plugin side: every source of background work recording, in eager mode."""
-    return installed(Core("eager"))
+    return installed(_core("eager"))
 
 
 def baseline() -> AbstractContextManager[object]:
@@ -33,7 +40,7 @@ def baseline() -> AbstractContextManager[object]:
 @contextmanager
 def deferred() -> Iterator[BackgroundTaskRecorder]:
     """The plugin in deferred mode: tasks are held, not run; the recorder can discard them."""
-    core = Core("deferred")
+    core = _core("deferred")
     recorder = BackgroundTaskRecorder(core)
     with installed(core):
         yield recorder

@@ -17,6 +17,7 @@ Only the arguments themselves are looked at, one type check each, never what the
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from starlette.datastructures import UploadFile
@@ -45,24 +46,35 @@ class ArgumentCheck:
         #: (task, what is wrong with one of its arguments), in scheduling order.
         self.problems: list[tuple[TaskCall, str]] = []
         self._lifetime_problems = 0
+        self._kinds: dict[type, int] = {}
 
     def __call__(self, call: TaskCall) -> None:
         if call.kind != "background":
             return
-        _, args, kwargs = flatten_partial(call.func, call.args, call.kwargs)
-        passed: list[tuple[int | str, Any]] = [*enumerate(args), *kwargs.items()]
+        args, kwargs = call.args, call.kwargs
+        if type(call.func) is partial:
+            _, args, kwargs = flatten_partial(call.func, args, kwargs)
+        passed = (*args, *kwargs.values())
         if self.lifetimes:
-            for key, value in passed:
-                why = self._ends_first(value, call.request)
+            request = call.request
+            ends_first = None if request is None else request.ends_first
+            for value in passed:
+                cls = type(value)
+                kind = self._kinds.get(cls)
+                if kind is None:
+                    kind = self._kinds[cls] = _kind(cls)
+                if kind == _PLAIN and not ends_first:
+                    continue  # the common case: one dict lookup per argument
+                why = self._ends_first(value, kind, request)
                 if why is not None:
-                    self.problems.append((call, _lifetime_problem(call, key, value, why)))
+                    self.problems.append((call, _lifetime_problem(call, value, why)))
                     self._lifetime_problems += 1
         if self.roundtrip is not None:
-            for key, value in passed:
+            for value in passed:
                 failure = roundtrip_failure(value, self.roundtrip)
                 if failure is not None:
                     self.problems.append(
-                        (call, _roundtrip_problem(call, key, value, self.roundtrip, failure))
+                        (call, _roundtrip_problem(call, value, self.roundtrip, failure))
                     )
 
     def blocks(self, render: Renderer) -> list[str]:
@@ -78,9 +90,9 @@ class ArgumentCheck:
             )
         return blocks
 
-    def _ends_first(self, value: Any, request: RequestInfo | None) -> str | None:
+    def _ends_first(self, value: Any, kind: int, request: RequestInfo | None) -> str | None:
         """How ``value``'s life ends before the task runs, with the remedy; None if it does not."""
-        if isinstance(value, HTTPConnection):
+        if kind == _CONNECTION:
             return (
                 f"is the {type(value).__name__} itself, which ends with its response, before"
                 " the task runs: pass what the task needs (an id, the body, a header) instead"
@@ -88,7 +100,7 @@ class ArgumentCheck:
         if request is None:
             return None
         if (
-            isinstance(value, UploadFile)
+            kind == _UPLOAD
             and self.uploads_closed_by is not None
             and getattr(request.route_object, "dependant", None) is not None
         ):
@@ -116,6 +128,16 @@ class ArgumentCheck:
         return None
 
 
+#: What an argument's type says of its life: nothing, the request itself, an upload.
+_PLAIN, _CONNECTION, _UPLOAD = 0, 1, 2
+
+
+def _kind(cls: type) -> int:
+    if issubclass(cls, HTTPConnection):
+        return _CONNECTION
+    return _UPLOAD if issubclass(cls, UploadFile) else _PLAIN
+
+
 def _orm_sessions(value: Any) -> tuple[Any, ...]:
     """The SQLAlchemy sessions (sync, and async if any) an ORM instance is attached to."""
     state = getattr(value, "_sa_instance_state", None)
@@ -127,12 +149,15 @@ def _orm_sessions(value: Any) -> tuple[Any, ...]:
         return ()
 
 
-def _parameter(call: TaskCall, key: int | str, value: Any) -> str:
+def _parameter(call: TaskCall, value: Any) -> str:
     """The parameter ``value`` was bound to: bound only now, a problem is rare, binding is not."""
     for name, bound in call.arguments.items():
         if bound is value:
             return name
-    return str(key)
+    for name, bound in call.arguments.items():  # collected by *args
+        if isinstance(bound, tuple) and any(item is value for item in bound):
+            return f"*{name}"
+    return "?"
 
 
 def _type_name(value: Any) -> str:
@@ -140,15 +165,13 @@ def _type_name(value: Any) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _lifetime_problem(call: TaskCall, key: int | str, value: Any, why: str) -> str:
-    return f"argument {_parameter(call, key, value)!r} ({_type_name(value)}) {why}"
+def _lifetime_problem(call: TaskCall, value: Any, why: str) -> str:
+    return f"argument {_parameter(call, value)!r} ({_type_name(value)}) {why}"
 
 
-def _roundtrip_problem(
-    call: TaskCall, key: int | str, value: Any, serializer: Roundtrip, failure: str
-) -> str:
+def _roundtrip_problem(call: TaskCall, value: Any, serializer: Roundtrip, failure: str) -> str:
     return (
-        f"argument {_parameter(call, key, value)!r} ({_type_name(value)}) does not survive a"
+        f"argument {_parameter(call, value)!r} ({_type_name(value)}) does not survive a"
         f" {serializer} round trip ({failure}), so a job queue could not carry it: pass plain"
         " data (ids, strings, numbers, lists, dicts)"
     )
