@@ -16,11 +16,12 @@ from typing import Any
 
 import anyio.lowlevel
 
+from pytest_bgtasks._blocking import BlockingWatch
 from pytest_bgtasks._faults import FaultRegistry
 from pytest_bgtasks._held import HeldQueue
 from pytest_bgtasks._ledger import Ledger
 from pytest_bgtasks._lifetimes import ArgumentCheck
-from pytest_bgtasks._options import Mode, Queues
+from pytest_bgtasks._options import DEFAULT_BLOCKING_LIMIT, Mode, Queues
 from pytest_bgtasks._record import JobInfo, TaskCall, current_call, current_request
 
 if sys.version_info < (3, 11):
@@ -31,7 +32,12 @@ class Core:
     """One test's recorded work and what controls it."""
 
     def __init__(
-        self, mode: Mode, queues: Queues = "intercept", check: ArgumentCheck | None = None
+        self,
+        mode: Mode,
+        queues: Queues = "intercept",
+        check: ArgumentCheck | None = None,
+        *,
+        blocking_limit: float | None = DEFAULT_BLOCKING_LIMIT,
     ) -> None:
         self.mode: Mode = mode
         #: What queue sources do with jobs: "intercept" them, or let them "passthrough".
@@ -42,6 +48,8 @@ class Core:
         self.ledger = Ledger()
         self.held = HeldQueue()
         self.faults = FaultRegistry()
+        #: Times each step of async work; ``run`` async work through it.
+        self.blocking = BlockingWatch(blocking_limit)
         #: Task failures by ``id(exception)``, so the app's error path can tell them apart.
         self.failures: dict[int, TaskCall] = {}
         self._numbers = itertools.count(1)

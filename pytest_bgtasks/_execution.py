@@ -41,7 +41,7 @@ async def execute(
     try:
         func, is_async, fault = _body(core, call, is_async, hang_refusal)
         if is_async:
-            call.result = await _run_async(ledger, call, func)
+            call.result = await _run_async(core, call, func)
         else:
             call.result = await run_in_threadpool(_run_sync, ledger, call, func)
     except BaseException as exc:
@@ -108,12 +108,12 @@ def _body(
     return func, is_async, fault
 
 
-async def _run_async(ledger: Ledger, call: TaskCall, func: Callable[..., Any]) -> Any:
-    ledger.start(call)
+async def _run_async(core: Core, call: TaskCall, func: Callable[..., Any]) -> Any:
+    core.ledger.start(call)
     try:
-        return await func(*call.args, **call.kwargs)
+        return await core.blocking.steps(func(*call.args, **call.kwargs), call)
     finally:
-        ledger.stop(call)
+        core.ledger.stop(call)
 
 
 def _run_sync(ledger: Ledger, call: TaskCall, func: Callable[..., Any]) -> Any:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 import pytest
 
+from pytest_bgtasks._numbers import checked_seconds
+
 Mode = Literal["eager", "deferred"]
 MODES: tuple[Mode, ...] = ("eager", "deferred")
 Queues = Literal["intercept", "passthrough"]
@@ -13,16 +15,21 @@ QUEUES: tuple[Queues, ...] = ("intercept", "passthrough")
 Roundtrip = Literal["json", "pickle"]
 ROUNDTRIPS: tuple[Roundtrip, ...] = ("json", "pickle")
 
+#: Seconds an async task may hold its event loop without yielding: asyncio's own
+#: ``slow_callback_duration``.
+DEFAULT_BLOCKING_LIMIT = 0.1
+
 MARKER = "bgtasks"
 MARKER_DOC = (
-    "bgtasks(*, mode='eager', strict=True, queues='intercept', lifetimes=True, roundtrip=None):"
-    " configure the bgtasks fixture for this test: mode 'eager' runs background tasks as"
-    " Starlette does, 'deferred' holds them until bgtasks.run_all(); strict=False stops failed"
-    " or dropped tasks from erroring the test; queues='passthrough' sends queue jobs (Celery,"
-    " arq, taskiq, Dramatiq, RQ) to the real broker and only records them; lifetimes=False"
-    " stops arguments that end before the task runs (the request, a closed upload or"
-    " dependency value) from erroring it; roundtrip='json' or 'pickle' errors it when a"
-    " background task's arguments do not survive that serializer."
+    "bgtasks(*, mode='eager', strict=True, queues='intercept', lifetimes=True, roundtrip=None,"
+    " blocking_limit=0.1): configure the bgtasks fixture for this test: mode 'eager' runs"
+    " background tasks as Starlette does, 'deferred' holds them until bgtasks.run_all();"
+    " strict=False stops failed or dropped tasks from erroring the test; queues='passthrough'"
+    " sends queue jobs (Celery, arq, taskiq, Dramatiq, RQ) to the real broker and only records"
+    " them; lifetimes=False stops arguments that end before the task runs (the request, a"
+    " closed upload or dependency value) from erroring it; roundtrip='json' or 'pickle' errors"
+    " it when a background task's arguments do not survive that serializer; blocking_limit is"
+    " the seconds an async task may hold the event loop without yielding (None: no limit)."
 )
 
 
@@ -37,6 +44,7 @@ class Options:
         queues: str = "intercept",
         lifetimes: bool = True,
         roundtrip: str | None = None,
+        blocking_limit: float | None = DEFAULT_BLOCKING_LIMIT,
     ) -> None:
         if mode not in MODES:
             raise ValueError(
@@ -59,6 +67,9 @@ class Options:
         self.queues: Queues = queues
         self.lifetimes = lifetimes
         self.roundtrip: Roundtrip | None = roundtrip
+        self.blocking_limit = checked_seconds(
+            blocking_limit, "bgtasks blocking_limit", positive=True, none_means="no limit"
+        )
 
     @classmethod
     def from_ini(cls, config: pytest.Config) -> Options:
@@ -74,8 +85,14 @@ class Options:
             raise pytest.UsageError(
                 f"ini option bgtasks_roundtrip takes json or pickle, got {roundtrip!r}"
             )
+        limit = _ini_blocking_limit(config.getini("bgtasks_blocking_limit"))
         try:
-            return cls(mode=config.getini("bgtasks_mode"), strict=strict, roundtrip=roundtrip)
+            return cls(
+                mode=config.getini("bgtasks_mode"),
+                strict=strict,
+                roundtrip=roundtrip,
+                blocking_limit=limit,
+            )
         except (TypeError, ValueError) as error:
             raise pytest.UsageError(f"ini option bgtasks_mode: {error}") from None
 
@@ -87,6 +104,7 @@ class Options:
             "queues": self.queues,
             "lifetimes": self.lifetimes,
             "roundtrip": self.roundtrip,
+            "blocking_limit": self.blocking_limit,
         }
         for marker in reversed(list(item.iter_markers(MARKER))):
             if marker.args:
@@ -103,3 +121,17 @@ class Options:
                 )
             settings.update(marker.kwargs)
         return Options(**settings)
+
+
+def _ini_blocking_limit(raw: str) -> float | None:
+    """The ini value: seconds > 0, or ``none`` for no limit."""
+    if raw.strip().lower() == "none":
+        return None
+    try:
+        value: object = float(raw)
+    except ValueError:
+        value = raw  # refused below, shown as written
+    try:
+        return checked_seconds(value, "ini option bgtasks_blocking_limit", positive=True)
+    except (TypeError, ValueError) as error:
+        raise pytest.UsageError(f"{error} (or none for no limit)") from None

@@ -164,6 +164,8 @@ class TaskCall:
         "token",
         "job",
         "_held",
+        "blocked_for",
+        "blocked_at",
         "_arguments",
         "_binding",
         "_aliases",
@@ -210,6 +212,11 @@ class TaskCall:
         #: What a durable queue adds, for a job enqueued on one (None for other work).
         self.job: JobInfo | None = None
         self._held = False
+        #: An async task's longest stretch, in seconds, holding its event loop without
+        #: yielding; None for a sync task (it runs in a worker thread) or one not run yet.
+        self.blocked_for: float | None = None
+        #: ``file:line`` of the app's code seen holding the loop past the blocking limit.
+        self.blocked_at: str | None = None
         self._arguments: dict[str, Any] | None = None
         self._binding: Binding | None = None
         self._aliases: Aliases | None = None

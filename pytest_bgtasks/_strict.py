@@ -1,9 +1,11 @@
-"""The strict check at teardown: every task that failed, was dropped or never ran, listed."""
+"""The strict check at teardown: every task that failed, was dropped, never ran or blocked the
+event loop, listed."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pytest_bgtasks._blocking import describe
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._options import MARKER
 from pytest_bgtasks._record import TaskCall
@@ -14,7 +16,8 @@ README_STRICT = "https://github.com/pytest-bgtasks/pytest-bgtasks#nothing-fails-
 
 def problems(core: Core, render: Renderer, still_running: Sequence[TaskCall]) -> list[str]:
     """What the check reports: arguments that end before their task runs (or do not survive
-    the round trip), unexpected failures and drops, tasks never run, unused faults."""
+    the round trip), unexpected failures and drops, tasks never run, unused faults, async
+    tasks that held the event loop past the limit."""
     found: list[str] = []
     if core.check is not None:
         found += core.check.blocks(render)
@@ -25,6 +28,13 @@ def problems(core: Core, render: Renderer, still_running: Sequence[TaskCall]) ->
             found.append(render.block([call]))
         elif call.status == "scheduled" and not call.held and call.request is None:
             found.append(render.line(call) + "  (never handed to a response, never ran)")
+    limit = core.blocking.limit
+    if limit is not None:
+        found += [
+            render.line(call) + "  " + describe(call, limit)
+            for call in core.calls
+            if call.blocked_for is not None and call.blocked_for > limit
+        ]
     names = ", ".join(sorted({call.name for call in core.calls})) or "none"
     found += [
         render.scrub(  # the fault's exception may quote a secret of the recorded calls

@@ -60,6 +60,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
     )
     parser.addini(
+        "bgtasks_blocking_limit",
+        "seconds an async task may hold the event loop without yielding before the test errors"
+        " (default 0.1; none: no limit).",
+        default="0.1",
+    )
+    parser.addini(
         "bgtasks_teardown_timeout",
         "seconds teardown waits for running background tasks (default 5).",
         default="5",
@@ -115,7 +121,7 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
     check = None
     if options.strict and (options.lifetimes or options.roundtrip is not None):
         check = ArgumentCheck(lifetimes=options.lifetimes, roundtrip=options.roundtrip)
-    core = Core(options.mode, options.queues, check)
+    core = Core(options.mode, options.queues, check, blocking_limit=options.blocking_limit)
     recorder = BackgroundTaskRecorder(core, renderer)
     request.node.stash[RECORDER_KEY] = recorder
     with installed(core):

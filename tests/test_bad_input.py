@@ -516,6 +516,15 @@ def test_a_when_predicate_that_raises_is_reported_as_such(
             "bgtasks_teardown_timeout = -1",
             "*ini option bgtasks_teardown_timeout takes a finite number of seconds >= 0, got -1.0",
         ),
+        (
+            "bgtasks_blocking_limit = fast",
+            "*ini option bgtasks_blocking_limit takes a finite number of seconds > 0, got 'fast'"
+            " (or none for no limit)",
+        ),
+        (
+            "bgtasks_blocking_limit = 0",
+            "*ini option bgtasks_blocking_limit takes a finite number of seconds > 0, got 0.0*",
+        ),
     ],
 )
 def test_a_bad_ini_value_is_a_usage_error_naming_the_option(

@@ -12,12 +12,12 @@ import pytest
         (
             "bgtasks(strcit=False)",
             "*unknown keyword(s) strcit; valid ones are mode, strict, queues, lifetimes,"
-            " roundtrip*",
+            " roundtrip, blocking_limit*",
         ),
         (
             "bgtasks('deferred')",
             "*takes keyword arguments only (mode=..., strict=..., queues=..., lifetimes=...,"
-            " roundtrip=...)*",
+            " roundtrip=..., blocking_limit=...)*",
         ),
         ("bgtasks(strict='no')", "*bgtasks strict must be True or False, got 'no'*"),
         ("bgtasks(lifetimes=0)", "*bgtasks lifetimes must be True or False, got 0*"),
@@ -25,6 +25,13 @@ import pytest
             "bgtasks(roundtrip='yaml')",
             "*bgtasks roundtrip must be one of 'json', 'pickle' or None, got 'yaml'*",
         ),
+        (
+            "bgtasks(blocking_limit='1s')",
+            "*bgtasks blocking_limit takes a finite number of seconds > 0, or None for no limit,"
+            " got '1s'*",
+        ),
+        ("bgtasks(blocking_limit=True)", "*bgtasks blocking_limit takes *, got True*"),
+        ("bgtasks(blocking_limit=0)", "*bgtasks blocking_limit takes *seconds > 0*, got 0*"),
     ],
 )
 def test_a_bad_marker_is_a_clear_error(
@@ -73,7 +80,7 @@ def test_marker_is_registered_and_documented(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.bgtasks(*, mode='eager', strict=True, queues='intercept',"
-            " lifetimes=True, roundtrip=None): configure*"
+            " lifetimes=True, roundtrip=None, blocking_limit=0.1): configure*"
         ]
     )
 
@@ -93,6 +100,7 @@ def test_help_lists_the_options_and_ini_keys(pytester: pytest.Pytester) -> None:
         "bgtasks_roundtrip",
         "bgtasks_redact",
         "bgtasks_teardown_timeout",
+        "bgtasks_blocking_limit",
     ):
         result.stdout.fnmatch_lines([f"  {key} (*"])
 

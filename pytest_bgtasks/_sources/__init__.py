@@ -27,6 +27,7 @@ SOURCES: tuple[tuple[str, str], ...] = (
 def installed(core: Core) -> Iterator[Core]:
     """Feed ``core`` the work of every available source until the block ends."""
     with ExitStack() as hooks:
+        hooks.callback(core.blocking.stop)
         for module, library in SOURCES:
             if importlib.util.find_spec(library) is not None:
                 hooks.enter_context(importlib.import_module(module).install(core))

@@ -136,7 +136,7 @@ class _Watcher:
         if fault is not None:
             call.fault = str(fault)
             coro = _faulted(fault, coro, app_coro, call)
-        task = create_task(loop, coro, **options)
+        task = create_task(loop, core.blocking.timed(coro, call), **options)
         counted = call.lifespan is None  # lifespan tasks may rightly run as long as the app
         call.status = "running"
         call.started_at = call.scheduled_at
