@@ -6,17 +6,27 @@ module follows them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
+from pytest_bgtasks._blocking import BlockingWatch
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._lifetimes import ArgumentCheck
-from pytest_bgtasks._options import Mode
-from pytest_bgtasks._record import RequestInfo, current_request
+from pytest_bgtasks._options import DEFAULT_BLOCKING_LIMIT, Mode
+from pytest_bgtasks._record import RequestInfo, TaskCall, current_request
 from pytest_bgtasks._recorder import BackgroundTaskRecorder
 from pytest_bgtasks._sources import installed
 
-__all__ = ["RequestInfo", "Side", "baseline", "current_request", "deferred", "plugin"]
+__all__ = [
+    "RequestInfo",
+    "Side",
+    "baseline",
+    "current_request",
+    "deferred",
+    "plugin",
+    "step_timer",
+]
 
 #: A side of a comparison: a fresh context manager per round.
 Side = Callable[[], AbstractContextManager[object]]
@@ -44,3 +54,15 @@ def deferred() -> Iterator[BackgroundTaskRecorder]:
     recorder = BackgroundTaskRecorder(core)
     with installed(core):
         yield recorder
+
+
+@contextmanager
+def step_timer() -> Iterator[Callable[[Awaitable[Any]], Awaitable[Any]]]:
+    """What the blocking check wraps around every async task, at the default limit (the
+    watchdog on): a function that turns an awaitable into its timed steps."""
+    watch = BlockingWatch(DEFAULT_BLOCKING_LIMIT)
+    call = TaskCall(0, step_timer, (), {}, None, 0.0)
+    try:
+        yield lambda awaitable: watch.steps(awaitable, call)
+    finally:
+        watch.stop()

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from harness import Section
-from sections import capture, memory, overhead, saved, startup, user
+from sections import blocking, capture, memory, overhead, saved, startup, user
 
 SECTIONS: tuple[Section[Any], ...] = (
     overhead.SECTION,
     user.SECTION,
     capture.SECTION,
+    blocking.SECTION,
     memory.SECTION,
     startup.SECTION,
     saved.SECTION,
