@@ -48,7 +48,7 @@ class Core:
         self.ledger = Ledger()
         self.held = HeldQueue()
         self.faults = FaultRegistry()
-        #: Times each step of async work; ``run`` async work through it.
+        #: Times each step of async work run through it, against the blocking limit.
         self.blocking = BlockingWatch(blocking_limit)
         #: Task failures by ``id(exception)``, so the app's error path can tell them apart.
         self.failures: dict[int, TaskCall] = {}
