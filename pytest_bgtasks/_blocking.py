@@ -3,7 +3,9 @@
 An async task shares its thread with everything else on the loop: while one step of its
 coroutine runs (from one ``await`` that suspends to the next), no other request or task moves.
 ``_steps`` drives the coroutine one step at a time and times each step; the longest is the
-record's ``blocked_for``. When a limit is set, one watchdog thread for the process wakes when a
+record's ``blocked_for``. Garbage-collection pauses inside a step are not counted: the
+collector stops every thread, and a step that happens to trigger it did not block the loop any
+more than the others. When a limit is set, one watchdog thread for the process wakes when a
 step is due to pass the limit and reads the loop thread's stack, to say which line of the app
 held the loop. Works on any event loop (asyncio, trio): it only sees ``send`` and ``throw``.
 """
@@ -11,6 +13,8 @@ held the loop. Works on any event loop (asyncio, trio): it only sees ``send`` an
 from __future__ import annotations
 
 import functools
+import gc
+import math
 import os
 import site
 import sys
@@ -39,6 +43,8 @@ class BlockingWatch:
         self._threads: dict[int, _LoopThread] = {}
         self._lock = threading.Lock()
         self._where: dict[CodeType, bool] = {}  # the watchdog's cache: is this the app's code?
+        #: Seconds spent collecting garbage while this watch was on, subtracted from steps.
+        self.collecting = _CollectorClock()
 
     def steps(self, awaitable: Awaitable[Any], call: TaskCall) -> Awaitable[Any]:
         """``awaitable`` run one timed step at a time, booking into ``call``."""
@@ -54,6 +60,8 @@ class BlockingWatch:
 
     def stop(self) -> None:
         """The test is over: the watchdog stops looking at these threads."""
+        if self.collecting in gc.callbacks:
+            gc.callbacks.remove(self.collecting)
         if _watchdog is not None:
             _watchdog.forget(self)
 
@@ -64,6 +72,8 @@ class BlockingWatch:
         if thread is None:
             with self._lock:
                 thread = self._threads.setdefault(ident, _LoopThread(ident))
+                if self.collecting not in gc.callbacks:
+                    gc.callbacks.append(self.collecting)
             if self.limit is not None:
                 _follow(self)
         return thread
@@ -117,22 +127,25 @@ class BlockingWatch:
 def _steps(watch: BlockingWatch, iterator: Any, call: TaskCall) -> Generator[Any, Any, Any]:
     """Drive ``iterator`` as ``yield from`` would, timing each step into ``call``."""
     thread = watch._loop_thread()  # the first step runs on the loop's thread
+    collecting = watch.collecting
+    limit = math.inf if watch.limit is None else watch.limit
     resume, value = iterator.send, None
     longest = call.blocked_for = 0.0
     while True:
         outer = thread.started  # a step inside a step: an eagerly started task
+        collected = collecting.seconds
         thread.started = started = perf_counter()
         try:
             signal = resume(value)
         except StopIteration as done:
             return done.value
         finally:
-            held = perf_counter() - started
+            held = perf_counter() - started - (collecting.seconds - collected)
             thread.started = outer
             if held > longest:
                 longest = call.blocked_for = held
                 sampled = thread.sampled
-                if sampled is not None and sampled[0] == started:
+                if held > limit and sampled is not None and sampled[0] == started:
                     call.blocked_at = sampled[1]
         try:
             value = yield signal
@@ -163,6 +176,22 @@ class _LoopThread:
         self.started: float | None = None
         #: (step start, ``file:line``): where the watchdog saw a step past the limit.
         self.sampled: tuple[float, str] | None = None
+
+
+class _CollectorClock:
+    """A ``gc.callbacks`` entry that adds up the seconds the garbage collector ran."""
+
+    __slots__ = ("seconds", "_began")
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = perf_counter()
+        else:
+            self.seconds += perf_counter() - self._began
 
 
 def describe(call: TaskCall, limit: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 
@@ -26,6 +27,13 @@ async def nibble(steps: int, seconds: float) -> None:
     for _ in range(steps):
         time.sleep(seconds)
         await anyio.sleep(0)
+
+
+async def collect_garbage(seconds: float) -> None:
+    """Only the garbage collector runs: its pauses stop every thread, not this task's doing."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        gc.collect()
 
 
 async def idle() -> None:
@@ -54,6 +62,12 @@ async def wait_endpoint(seconds: float, tasks: BackgroundTasks) -> dict[str, boo
 @app.post("/nibble/{steps}/{seconds}")
 async def nibble_endpoint(steps: int, seconds: float, tasks: BackgroundTasks) -> dict[str, bool]:
     tasks.add_task(nibble, steps, seconds)
+    return {"ok": True}
+
+
+@app.post("/collect/{seconds}")
+async def collect_endpoint(seconds: float, tasks: BackgroundTasks) -> dict[str, bool]:
+    tasks.add_task(collect_garbage, seconds)
     return {"ok": True}
 
 

@@ -14,7 +14,14 @@ from fastapi.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder
 from tests import blocking_app
-from tests.blocking_app import app, idle, sleep_in_thread, stall, wait_on_event
+from tests.blocking_app import (
+    app,
+    collect_garbage,
+    idle,
+    sleep_in_thread,
+    stall,
+    wait_on_event,
+)
 
 APP_FILE = blocking_app.__file__
 SOURCE = Path(APP_FILE).read_text(encoding="utf-8")
@@ -134,6 +141,15 @@ def test_sync_tasks_run_in_a_thread_and_are_never_measured(
     assert (sync.blocked_for, sync.blocked_at) == (None, None)
     (quick,) = bgtasks.calls_to(idle)
     assert quick.blocked_for is not None and quick.blocked_at is None
+
+
+def test_garbage_collection_pauses_are_not_counted(bgtasks: BackgroundTaskRecorder) -> None:
+    with TestClient(app) as client:
+        client.post(f"/collect/{HOLD}")  # one step of collections, strictly checked
+
+    (call,) = bgtasks.calls_to(collect_garbage)
+    assert call.duration is not None and call.duration >= HOLD
+    assert call.blocked_for is not None and call.blocked_at is None
 
 
 @pytest.mark.bgtasks(blocking_limit=None)
