@@ -57,7 +57,7 @@ class Core:
 
     def schedule(
         self,
-        func: Callable[..., Any],
+        func: Callable[..., Any] | None,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         kind: str = "background",

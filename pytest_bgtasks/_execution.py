@@ -94,9 +94,8 @@ def _body(
     A fault's ``when=`` predicate that raises fails the run with its error (the caller books it).
     A ``hang()`` fault is refused with ``hang_refusal`` (why it would never end), if given.
     """
-    func: Callable[..., Any] = call.func
-    if call.job is not None and call.job.runner is not None:
-        func = call.job.runner
+    func = call.func if call.job is None or call.job.runner is None else call.job.runner
+    assert func is not None, "a job without a function has a runner"
     if is_async is None:
         is_async = is_async_callable(func)
     fault = core.faults.claim(call)
@@ -143,7 +142,7 @@ def _book_failure(
         call.expected = True
         skip_rest_of_batch(call)
         return "released"
-    if isinstance(exc, anyio.get_cancelled_exc_class()):
+    if _is_cancellation(exc):
         started = call.status != "scheduled"
         if not started:
             call.fault = None  # nothing was applied to it
@@ -159,3 +158,12 @@ def _book_failure(
     core.failures[id(exc)] = call
     skip_rest_of_batch(call)
     return "failed"
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    """True for the running event loop's cancellation; a thread with no loop (a sync job's
+    run) has none."""
+    try:
+        return isinstance(exc, anyio.get_cancelled_exc_class())
+    except RuntimeError:  # anyio's NoEventLoopError, sniffio's AsyncLibraryNotFoundError
+        return False

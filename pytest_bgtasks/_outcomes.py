@@ -17,9 +17,12 @@ def skip_rest_of_batch(failed: TaskCall) -> None:
 
 
 def drop_unrun(request: RequestInfo) -> None:
-    """Mark the tasks ``request`` scheduled and neither ran nor held as dropped, saying why."""
+    """Mark the tasks ``request`` scheduled and neither ran nor held as dropped, saying why.
+
+    A queue's job is not the response's to run: one sent on to the broker stays as it is.
+    """
     for call in request.calls:
-        if call.status == "scheduled" and not call.held:
+        if call.status == "scheduled" and not call.held and call.job is None:
             call.status = "dropped"
             call.reason = _drop_reason(request, call)
 

@@ -174,7 +174,7 @@ class TaskCall:
     def __init__(
         self,
         index: int,
-        func: Callable[..., Any],
+        func: Callable[..., Any] | None,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         request: RequestInfo | None,
@@ -188,6 +188,7 @@ class TaskCall:
         #: The app lifespan it was created during, if any (requests excluded).
         self.lifespan: Lifespan | None = None
         self.index = index
+        #: What runs: the task function; for a queue's job, None when this process lacks it.
         self.func = func
         self.args = args
         self.kwargs = kwargs
@@ -239,7 +240,10 @@ class TaskCall:
 
     @property
     def full_name(self) -> str:
-        """``module.qualname`` in full: ``app.tasks.outer.<locals>.inner``."""
+        """``module.qualname`` in full: ``app.tasks.outer.<locals>.inner``; for a job this
+        process has no function for, the queue's name for it."""
+        if self.func is None and self.job is not None:
+            return self.job.name
         return full_name(self.func)
 
     @property
