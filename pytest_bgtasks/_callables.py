@@ -166,14 +166,14 @@ class Binding:
 
     __slots__ = ("key", "signature")
 
-    def __init__(self, func: Any) -> None:
+    def __init__(self, func: Any, signature: inspect.Signature | None = None) -> None:
         if isinstance(func, types.MethodType):
             self.key: Hashable = ("method", id(func.__func__))
         elif _is_callable_instance(func):
             self.key = ("instance", id(type(func)))
         else:
             self.key = id(func)
-        self.signature = signature_of(func)
+        self.signature = signature_of(func) if signature is None else signature
 
 
 def signature_of(func: Any) -> inspect.Signature | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -113,7 +114,7 @@ current_call: ContextVar[TaskCall | None] = ContextVar("bgtasks_call", default=N
 class JobInfo:
     """What a durable queue (Celery, arq, taskiq, Dramatiq, RQ) adds to a job's record."""
 
-    __slots__ = ("aliases", "name", "options", "queue", "runner")
+    __slots__ = ("aliases", "name", "options", "queue", "runner", "signature")
 
     def __init__(
         self,
@@ -123,6 +124,7 @@ class JobInfo:
         options: dict[str, Any] | None = None,
         aliases: tuple[Any, ...] = (),
         runner: Callable[..., Any] | None = None,
+        signature: inspect.Signature | None = None,
     ) -> None:
         #: The queue's name for the task (``app.tasks.send_welcome``, arq's function name).
         self.name = name
@@ -133,6 +135,9 @@ class JobInfo:
         #: What runs the job the way the queue's worker would, called with the job's
         #: arguments; None: the record's function itself.
         self.runner = runner
+        #: The parameters the app passes, where they are not the function's own (arq's
+        #: ``ctx``, taskiq's dependencies left out); None: the function's signature.
+        self.signature = signature
 
 
 class TaskCall:
@@ -264,7 +269,8 @@ class TaskCall:
     def binding(self) -> Binding:
         """The signature the arguments bind to, looking through partials."""
         if self._binding is None:
-            self._binding = Binding(unwrap_partial(self.func))
+            signature = None if self.job is None else self.job.signature
+            self._binding = Binding(unwrap_partial(self.func), signature)
         return self._binding
 
     @property
