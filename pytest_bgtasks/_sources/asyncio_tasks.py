@@ -89,6 +89,7 @@ def install(core: Core) -> Iterator[None]:
             type(coro) is CoroutineType
             and (current_request.get() or current_lifespan.get() or current_call.get())
             and (work := watcher.app_work(coro)) is not None
+            and not _runs_a_loop(sys._getframe(1))
         ):
             return watcher.create(original, loop, coro, work, options)
         return original(loop, coro, **options)
@@ -359,6 +360,25 @@ class CoroutineFunction:
 
     def __repr__(self) -> str:
         return f"<async function {self.__qualname__}>"
+
+
+#: Where a loop's main task is created (``asyncio.run``, ``run_until_complete``): it is awaited
+#: until done by whoever runs the loop, never left to run on its own (a queue's async job).
+_MAIN_TASK_CODES: frozenset[CodeType] = frozenset(
+    {asyncio.BaseEventLoop.run_until_complete.__code__}
+    | ({asyncio.Runner.run.__code__} if sys.version_info >= (3, 11) else set())
+)
+
+
+def _runs_a_loop(frame: FrameType | None) -> bool:
+    """True when the task being created is a loop's main task (looked up to 3 frames up)."""
+    for _ in range(3):
+        if frame is None:
+            return False
+        if frame.f_code in _MAIN_TASK_CODES:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _cancel_reason(call: TaskCall) -> str:
