@@ -20,6 +20,7 @@ SOURCES: tuple[tuple[str, str], ...] = (
     ("pytest_bgtasks._sources.starlette", "starlette"),
     ("pytest_bgtasks._sources.asyncio_tasks", "asyncio"),
     ("pytest_bgtasks._sources.fastapi", "fastapi"),
+    ("pytest_bgtasks._sources.arq", "arq"),
 )
 
 
