@@ -21,6 +21,7 @@ SOURCES: tuple[tuple[str, str], ...] = (
     ("pytest_bgtasks._sources.asyncio_tasks", "asyncio"),
     ("pytest_bgtasks._sources.fastapi", "fastapi"),
     ("pytest_bgtasks._sources.arq", "arq"),
+    ("pytest_bgtasks._sources.rq", "rq"),
 )
 
 
