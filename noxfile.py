@@ -15,6 +15,8 @@ Sessions:
 - xdist           the whole suite under pytest-xdist, `-n 2`
 - lint            ruff check, ruff format --check, mypy --strict pytest_bgtasks
 - wheel           python -m build; the wheel in a clean venv runs ci/wheel_smoke/ from a temp dir
+- arq_rq_newest   the newest arq and RQ: their sources' tests (passthrough on a redis-server if any)
+- arq_rq_oldest   their floors, ci/constraints-arq-rq-oldest.txt: the same tests
 
 Every session runs on Python 3.11 (`PYTHON` below) and fails when that interpreter is missing.
 The package supports Python >= 3.10: to prove another, run e.g.
@@ -46,19 +48,23 @@ nox.options.sessions = [
     "xdist",
     "lint",
     "wheel",
+    "arq_rq_newest",
+    "arq_rq_oldest",
 ]
 
 PYTHON = "3.11"
 ROOT = Path(__file__).parent
 CI = ROOT / "ci"
 OLDEST = CI / "constraints-oldest.txt"
+ARQ_RQ_OLDEST = CI / "constraints-arq-rq-oldest.txt"
+ARQ_RQ_TESTS = ("tests/test_arq.py", "tests/test_rq.py")
 HTTPX_DEPRECATED = "ignore:Using `httpx` with `starlette.testclient` is deprecated"
 
 # What a session ran on, printed before its tests so a log shows the versions it proved.
 _SHOW_VERSIONS = """
 import importlib.metadata as md, sys
 names = ["pytest", "fastapi", "starlette", "anyio", "httpx", "httpx2", "pydantic", "uvicorn",
-         "trio", "pytest-xdist", "pytest-asyncio", "pandas", "numpy"]
+         "trio", "pytest-xdist", "pytest-asyncio", "pandas", "numpy", "arq", "rq", "redis"]
 def version(name):
     try:
         return md.version(name)
@@ -221,3 +227,21 @@ def wheel(session: nox.Session) -> None:
             )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _arq_rq(session: nox.Session, *constraints: str) -> None:
+    session.install(*constraints, "-e", ".[test,queues]")
+    _show_versions(session)
+    _pytest(session, *ARQ_RQ_TESTS)
+
+
+@nox.session(python=PYTHON)
+def arq_rq_newest(session: nox.Session) -> None:
+    """The newest arq and RQ: the arq and RQ sources' tests."""
+    _arq_rq(session)
+
+
+@nox.session(python=PYTHON)
+def arq_rq_oldest(session: nox.Session) -> None:
+    """The floors the queues extra claims for arq and RQ (ci/constraints-arq-rq-oldest.txt)."""
+    _arq_rq(session, "-c", str(ARQ_RQ_OLDEST))
