@@ -157,7 +157,8 @@ def _runner(queue: Queue, job: Job, data: bytes) -> Callable[..., Any]:
     meta = serializer.dumps(job.meta)
 
     def run_like_a_worker(*_args: Any, **_kwargs: Any) -> Any:
-        copy = queue.job_class(job.id, connection=queue.connection, serializer=serializer)
+        connection: Any = _NoPersist(queue.connection)
+        copy = queue.job_class(job.id, connection=connection, serializer=serializer)
         copy.data = data
         copy.origin = queue.name
         copy.description = job.description
@@ -186,3 +187,17 @@ def _off_the_loop(perform: Callable[[], Any]) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("result")
+
+
+class _NoPersist:
+    """The queue's connection, but for the one command ``perform()`` sends before RQ 2.6
+    (``PERSIST`` of the job's key, which an intercepted job never had): answered here."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def persist(self, name: Any) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
