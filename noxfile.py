@@ -100,15 +100,7 @@ def oldest(session: nox.Session) -> None:
     """The floor of the supported range (ci/constraints-oldest.txt): both suites, as `pytest`."""
     session.install("-c", str(OLDEST), "-e", ".[test]")
     _show_versions(session)
-    _pytest(
-        session,
-        # Starlette < 0.39's TestClient.__enter__ opens two memory object streams and closes
-        # only one (`stream_receive` is never closed; 0.39 added it to `wait_shutdown`), and
-        # anyio >= 4.4 warns about an unclosed stream when it is garbage collected, in
-        # whichever later test that happens. Starlette's bug, not the plugin's: a user on that
-        # Starlette and anyio sees it in their own suite too.
-        extra=("-W", "ignore:Unclosed <MemoryObject:ResourceWarning"),
-    )
+    _pytest(session)
 
 
 @nox.session(python=PYTHON)

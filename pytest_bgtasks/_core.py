@@ -14,13 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import anyio.lowlevel
-
 from pytest_bgtasks._blocking import BlockingWatch
 from pytest_bgtasks._faults import FaultRegistry
 from pytest_bgtasks._held import HeldQueue
 from pytest_bgtasks._ledger import Ledger
 from pytest_bgtasks._lifetimes import ArgumentCheck
+from pytest_bgtasks._loops import current_loop
 from pytest_bgtasks._options import DEFAULT_BLOCKING_LIMIT, Mode, Queues
 from pytest_bgtasks._record import JobInfo, TaskCall, current_call, current_request
 
@@ -81,12 +80,11 @@ class Core:
         return call
 
     def hold(self, call: TaskCall) -> None:
-        """Hold ``call`` for the test, remembering the event loop to replay it on, if any."""
-        try:
-            token = anyio.lowlevel.current_token()
-        except RuntimeError:  # held from sync code outside any loop (a queue's sync enqueue)
-            token = None
-        call.hold(token)
+        """Hold ``call`` for the test, remembering the event loop to replay it on, if any.
+
+        Held from sync code outside any loop (a queue's sync enqueue), there is none.
+        """
+        call.hold(current_loop())
         self.held.push(call)
 
     def caused_by_task_failure(self, exc: BaseException) -> bool:

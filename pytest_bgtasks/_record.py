@@ -6,7 +6,7 @@ import inspect
 import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_bgtasks._callables import (
     Aliases,
@@ -17,6 +17,9 @@ from pytest_bgtasks._callables import (
     full_name,
     unwrap_partial,
 )
+
+if TYPE_CHECKING:
+    from pytest_bgtasks._loops import EventLoop
 
 Status = Literal[
     "scheduled", "running", "succeeded", "failed", "skipped", "dropped", "cancelled", "discarded"
@@ -166,7 +169,7 @@ class TaskCall:
         "started_at",
         "finished_at",
         "batch",
-        "token",
+        "loop",
         "job",
         "_held",
         "blocked_for",
@@ -213,8 +216,8 @@ class TaskCall:
         self.finished_at: float | None = None
         #: The tasks of the same ``BackgroundTasks``, in order (a failure skips the rest).
         self.batch: list[TaskCall] | None = None
-        #: The event loop token of the app that handed it over to run (for deferred replay).
-        self.token: Any = None
+        #: The event loop of the app that held it in deferred mode (replay goes back to it).
+        self.loop: EventLoop | None = None
         #: What a durable queue adds, for a job enqueued on one (None for other work).
         self.job: JobInfo | None = None
         self._held = False
@@ -298,9 +301,9 @@ class TaskCall:
         """True while deferred mode holds this task for the test to run."""
         return self._held and self.status == "scheduled"
 
-    def hold(self, token: Any) -> None:
-        """Mark it held, with the event loop token to replay it on (None: no loop held it)."""
-        self.token = token
+    def hold(self, loop: EventLoop | None) -> None:
+        """Mark it held, with the event loop to replay it on (None: no loop held it)."""
+        self.loop = loop
         self._held = True
 
     @property

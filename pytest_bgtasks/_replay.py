@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
-import anyio.from_thread
-import anyio.lowlevel
 
+from pytest_bgtasks._loops import EventLoop, LoopFinished, current_loop, in_worker_thread
 from pytest_bgtasks._record import TaskCall
 
 #: Seconds a timed-out replay gets for an async task's cancellation to land.
@@ -22,19 +19,7 @@ Runner = Callable[[TaskCall], Coroutine[Any, Any, None]]
 
 def in_event_loop() -> bool:
     """True when called from a thread that is running an asyncio or trio event loop."""
-    try:
-        asyncio.get_running_loop()
-        return True
-    except RuntimeError:
-        pass
-    trio = sys.modules.get("trio")
-    if trio is None:
-        return False
-    try:
-        trio.lowlevel.current_trio_token()
-        return True
-    except RuntimeError:
-        return False
+    return current_loop() is not None
 
 
 def replay_blocking(run: Runner, call: TaskCall, timeout: float | None) -> bool:
@@ -54,7 +39,7 @@ def replay_blocking(run: Runner, call: TaskCall, timeout: float | None) -> bool:
 
     def target() -> None:
         try:
-            _run_on_token_or_fresh(bounded, call)
+            _run_on_its_loop_or_fresh(bounded, call)
         except BaseException as exc:  # handed to the calling thread
             outcome.append(exc)
 
@@ -72,34 +57,27 @@ def replay_blocking(run: Runner, call: TaskCall, timeout: float | None) -> bool:
 
 async def replay_async(run: Runner, call: TaskCall) -> None:
     """Run ``call`` from async code: on this loop when it held the task, else on its own loop."""
-    token = call.token
-    if token is None or token.native_token == anyio.lowlevel.current_token().native_token:
+    loop: EventLoop | None = call.loop
+    if loop is None or loop.is_current():
         await run(call)
         return
-    if not await anyio.to_thread.run_sync(_run_on_token, run, call, abandon_on_cancel=True):
+    if not await in_worker_thread(_run_on_its_loop, run, call):
         await run(call)  # its loop is gone: this loop is the nearest to it
 
 
-def _run_on_token_or_fresh(run: Runner, call: TaskCall) -> None:
-    if not _run_on_token(run, call):
-        anyio.run(run, call, backend=_backend_name(call.token))
+def _run_on_its_loop_or_fresh(run: Runner, call: TaskCall) -> None:
+    if not _run_on_its_loop(run, call):
+        backend = "asyncio" if call.loop is None else call.loop.backend
+        anyio.run(run, call, backend=backend)
 
 
-def _run_on_token(run: Runner, call: TaskCall) -> bool:
+def _run_on_its_loop(run: Runner, call: TaskCall) -> bool:
     """Run on the loop that held ``call``; False when that loop has finished."""
-    if call.token is None:
+    loop: EventLoop | None = call.loop
+    if loop is None:
         return False
-    loop = call.token.native_token
-    if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_running():
-        return False  # stopped but not closed (asyncio.Runner between runs): it would never run
     try:
-        anyio.from_thread.run(run, call, token=call.token)
-    except anyio.RunFinishedError:
+        loop.run(run, call)
+    except LoopFinished:
         return False
     return True
-
-
-def _backend_name(token: Any) -> str:
-    if token is not None and "trio" in token.backend_class.__module__:
-        return "trio"
-    return "asyncio"

@@ -12,11 +12,17 @@ from tests import apps
 pytest_plugins = ["pytester"]
 
 STARLETTE = Version(metadata.version("starlette"))
+ANYIO = Version(metadata.version("anyio"))
 
 
 def starlette_before(release: str, why: str) -> pytest.MarkDecorator:
     """Skip where Starlette older than ``release`` behaves differently, saying how."""
     return pytest.mark.skipif(Version(release) > STARLETTE, reason=f"Starlette < {release}: {why}")
+
+
+def anyio_before(release: str, why: str) -> pytest.MarkDecorator:
+    """Skip where anyio older than ``release`` behaves differently, saying how."""
+    return pytest.mark.skipif(Version(release) > ANYIO, reason=f"anyio < {release}: {why}")
 
 
 @pytest.fixture(autouse=True)
