@@ -283,7 +283,7 @@ class BackgroundTaskRecorder:
                 f" (status {call.status!r})"
             )
         try:
-            self._dependency_warnings.warn_once(call, stacklevel=2)
+            self._dependency_warnings.warn_once(call)
         except BaseException:
             self._core.held.push(call)  # a warning raised as an error keeps it held
             raise
@@ -300,10 +300,11 @@ class BackgroundTaskRecorder:
 
     def _take_held(self) -> TaskCall | None:
         """The next held task, after warning about it; a warning raised keeps it held."""
+        __tracebackhide__ = True
         call = self._core.held.pop()
         if call is not None:
             try:
-                self._dependency_warnings.warn_once(call, stacklevel=3)
+                self._dependency_warnings.warn_once(call)
             except BaseException:
                 self._core.held.push(call)
                 raise
