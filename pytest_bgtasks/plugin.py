@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_bgtasks._numbers import checked_seconds
-from pytest_bgtasks._options import MARKER_DOC, Options
+from pytest_bgtasks._options import MARKER, MARKER_DOC, Options
 from pytest_bgtasks._redaction import DEFAULT_SECRET_NAMES
 from pytest_bgtasks._rendering import Renderer
 from pytest_bgtasks._summary import SessionSummary, summary_rows
@@ -81,6 +81,14 @@ def pytest_configure(config: pytest.Config) -> None:
         summary = SessionSummary(config)
         config.stash[SUMMARY_KEY] = summary
         config.pluginmanager.register(summary, "bgtasks-summary")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked ``bgtasks`` (at any level) gets the fixture without requesting it."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)  # Function items only
+        if names is not None and "bgtasks" not in names and item.get_closest_marker(MARKER):
+            names.insert(0, "bgtasks")
 
 
 def _teardown_timeout(config: pytest.Config) -> float:

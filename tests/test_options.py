@@ -114,3 +114,27 @@ def test_fixture_docstring_shows_in_pytest_fixtures(pytester: pytest.Pytester) -
             "    Record the background tasks that Starlette/FastAPI apps schedule*",
         ]
     )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "@pytest.mark.bgtasks(mode='deferred')\ndef test_it():\n    post()",
+        "@pytest.mark.bgtasks(mode='deferred')\nclass TestIt:\n    def test_it(self):\n        post()",
+        "pytestmark = pytest.mark.bgtasks(mode='deferred')\ndef test_it():\n    post()",
+    ],
+    ids=["function", "class", "module"],
+)
+def test_the_marker_uses_the_fixture_without_it_being_requested(
+    pytester: pytest.Pytester, apps_source: str, source: str
+) -> None:
+    pytester.makepyfile(apps=apps_source)
+    pytester.makepyfile(
+        "import pytest\n"
+        "from starlette.testclient import TestClient\n"
+        "from apps import app, journal\n\n"
+        "def post():\n"
+        "    TestClient(app).post('/items/1')\n"
+        "    assert journal == [], 'deferred mode holds the tasks'\n\n" + source
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
