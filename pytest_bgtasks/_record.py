@@ -6,7 +6,7 @@ import inspect
 import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pytest_bgtasks._callables import (
     Aliases,
@@ -21,13 +21,14 @@ from pytest_bgtasks._callables import (
 if TYPE_CHECKING:
     from pytest_bgtasks._loops import EventLoop
 
+#: A task's status; the one list of them, in the order reports count them (the README's table
+#: of statuses is checked against it).
 Status = Literal[
-    "scheduled", "running", "succeeded", "failed", "skipped", "dropped", "cancelled", "discarded"
+    "succeeded", "failed", "skipped", "dropped", "cancelled", "discarded", "running", "scheduled"
 ]
+STATUSES: tuple[Status, ...] = get_args(Status)
 #: Statuses after which a task will never run (again).
-FINAL_STATUSES: frozenset[str] = frozenset(
-    {"succeeded", "failed", "skipped", "dropped", "cancelled", "discarded"}
-)
+FINAL_STATUSES: frozenset[Status] = frozenset(STATUSES) - {"running", "scheduled"}
 
 
 class RequestInfo:

@@ -8,47 +8,108 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
 
-from pytest_bgtasks._record import FINAL_STATUSES
+from pytest_bgtasks._record import FINAL_STATUSES, STATUSES
 
 if TYPE_CHECKING:
     from pytest_bgtasks._recorder import BackgroundTaskRecorder
 
 SLOWEST = 5
-STATUS_ORDER = (
-    "succeeded",
-    "failed",
-    "skipped",
-    "dropped",
-    "cancelled",
-    "discarded",
-    "running",
-    "scheduled",
-)
 
 
-def summary_rows(recorder: BackgroundTaskRecorder) -> list[dict[str, Any]]:
-    """The recorder's tasks as JSON-ready rows, every text field rendered and redacted already."""
-    rows = []
+class TaskRow(TypedDict):
+    """One task as the summary and the JSON file show it; every text rendered and redacted."""
+
+    index: int
+    task: str
+    status: str
+    duration: float | None
+    request: str | None
+    error: str | None
+    expected: bool
+    fault: str | None
+
+
+class SessionRow(TaskRow):
+    """A task row with the node id of the test that recorded it."""
+
+    test: str
+
+
+def summary_rows(recorder: BackgroundTaskRecorder) -> list[TaskRow]:
+    """The recorder's tasks as JSON-ready rows, rendered by its renderer (redaction applied)."""
+    rows: list[TaskRow] = []
     for call in recorder.calls:
         shown = recorder._renderer.redacted(call)
         rows.append(
-            {
-                "index": call.index,
-                "task": shown.signature,
-                "status": call.status,
-                "duration": call.duration,
-                "request": shown.request,
-                "error": shown.error,
-                "expected": call.expected,
-                "fault": shown.fault,
-            }
+            TaskRow(
+                index=call.index,
+                task=shown.signature,
+                status=call.status,
+                duration=call.duration,
+                request=shown.request,
+                error=shown.error,
+                expected=call.expected,
+                fault=shown.fault,
+            )
         )
     return rows
+
+
+def headline(rows: Sequence[SessionRow]) -> str:
+    """``background tasks: 18 total, 14 succeeded, 4 failed (3 expected)``."""
+    counts = Counter(row["status"] for row in rows)
+    expected = Counter(row["status"] for row in rows if row["expected"])
+    parts = [
+        f"{counts[status]} {status}"
+        + (f" ({expected[status]} expected)" if expected[status] else "")
+        for status in STATUSES
+        if counts[status]
+    ]
+    return ", ".join([f"background tasks: {len(rows)} total", *parts])
+
+
+def every_task(rows: Sequence[SessionRow]) -> list[str]:
+    """Each task on a line, by test (verbose runs only)."""
+    return ["every task, by test:"] + [
+        f"  {row['test']}  #{row['index']} {row['task']}  {row['status']}" for row in rows
+    ]
+
+
+def slowest(rows: Sequence[SessionRow]) -> list[str]:
+    """The tasks that took longest, longest first."""
+    timed = sorted(
+        (row for row in rows if row["duration"] is not None),
+        key=lambda row: -(row["duration"] or 0.0),
+    )[:SLOWEST]
+    if not timed:
+        return []
+    return [f"slowest {len(timed)}:"] + [
+        f"  {row['duration']:.3f}s  {row['task']}  {row['test']}" for row in timed
+    ]
+
+
+def not_succeeded(rows: Sequence[SessionRow]) -> list[str]:
+    """Tasks that ended otherwise than succeeding, grouped by test, with their errors."""
+    troubled = [row for row in rows if row["status"] in FINAL_STATUSES - {"succeeded"}]
+    if not troubled:
+        return []
+    lines = ["not succeeded, by test:"]
+    for test in dict.fromkeys(row["test"] for row in troubled):
+        lines.append(f"  {test}")
+        for row in troubled:
+            if row["test"] == test:
+                expected = " (expected)" if row["expected"] else ""
+                detail = f"  {row['error']}" if row["error"] else ""
+                lines.append(
+                    f"    #{row['index']} {row['task']}  {row['status']}{expected}{detail}"
+                )
+    return lines
 
 
 class SessionSummary:
@@ -56,46 +117,29 @@ class SessionSummary:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[SessionRow] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for row in getattr(report, "bgtasks", None) or ():
-            self.rows.append({"test": report.nodeid, **row})
+        rows: list[TaskRow] = getattr(report, "bgtasks", None) or []
+        for row in rows:
+            session_row: SessionRow = {**row, "test": report.nodeid}
+            self.rows.append(session_row)
 
     def headline(self) -> str:
-        counts = Counter(row["status"] for row in self.rows)
-        parts = [f"{counts[status]} {status}" for status in STATUS_ORDER if counts[status]]
-        return f"background tasks: {len(self.rows)} total" + (
-            ", " + ", ".join(parts) if parts else ""
-        )
+        return headline(self.rows)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """The same summary at every verbosity; ``-v`` adds every task."""
         if _is_xdist_worker(self.config) or not self.config.getoption("bgtasks_report"):
             return
-        write = terminalreporter.write_line
-        verbosity = self.config.getoption("verbose")
         terminalreporter.section("background tasks")
-        write(self.headline())
-        if verbosity > 0:
-            write("every task, by test:")
-            for row in self.rows:
-                write(f"  {row['test']}  #{row['index']} {row['task']}  {row['status']}")
-        timed = sorted(
-            (r for r in self.rows if r["duration"] is not None), key=lambda r: -r["duration"]
-        )
-        if timed and verbosity == 0:
-            write(f"slowest {min(SLOWEST, len(timed))}:")
-            for row in timed[:SLOWEST]:
-                write(f"  {row['duration']:.3f}s  {row['task']}  {row['test']}")
-        troubled = [r for r in self.rows if r["status"] in FINAL_STATUSES - {"succeeded"}]
-        if troubled and verbosity >= 0:
-            write("not succeeded, by test:")
-            for test in dict.fromkeys(row["test"] for row in troubled):
-                write(f"  {test}")
-                for row in (r for r in troubled if r["test"] == test):
-                    expected = " (expected)" if row["expected"] else ""
-                    detail = f"  {row['error']}" if row["error"] else ""
-                    write(f"    #{row['index']} {row['task']}  {row['status']}{expected}{detail}")
+        sections: list[Callable[[Sequence[SessionRow]], list[str]]] = [slowest, not_succeeded]
+        if self.config.getoption("verbose") > 0:
+            sections.insert(0, every_task)
+        for line in [self.headline()] + [
+            line for section in sections for line in section(self.rows)
+        ]:
+            terminalreporter.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         path = self.config.getoption("bgtasks_json")

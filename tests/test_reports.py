@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
+
+from pytest_bgtasks._record import STATUSES
 
 SUITE = """
 import pytest
@@ -54,7 +58,7 @@ def test_session_summary_counts_every_task(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "*= background tasks =*",
-            "background tasks: 11 total, 9 succeeded, 1 failed, 1 skipped",
+            "background tasks: 11 total, 9 succeeded, 1 failed (1 expected), 1 skipped",
             "slowest 5:",
             "not succeeded, by test:",
             "  test_suite.py::test_expected_failure",
@@ -64,37 +68,40 @@ def test_session_summary_counts_every_task(project: pytest.Pytester) -> None:
     )
 
 
+SUMMARY = [
+    "background tasks: 11 total, 9 succeeded, 1 failed (1 expected), 1 skipped",
+    "slowest 5:",
+    "not succeeded, by test:",
+    "  test_suite.py::test_expected_failure",
+    "    #2 boom(message='task boom')  failed (expected)  RuntimeError: task boom",
+]
+EVERY_TASK = [
+    "every task, by test:",
+    "  test_suite.py::test_items?0?  #1 sync_task(label='item 0')  succeeded",
+]
+
+
 @pytest.mark.parametrize(
-    ("flag", "shown", "hidden"),
-    [
-        ("-q", [], ["slowest*", "not succeeded, by test:"]),
-        (
-            "-v",
-            [
-                "every task, by test:",
-                "  test_suite.py::test_items?0?  #1 sync_task(label='item 0')  succeeded",
-            ],
-            ["slowest*"],
-        ),
-    ],
-    ids=["quiet", "verbose"],
+    ("flags", "every_task"),
+    [(("-q",), False), (("-qq",), False), ((), False), (("-v",), True)],
+    ids=["-q", "-qq", "default", "-v"],
 )
-def test_summary_respects_verbosity(
-    project: pytest.Pytester, flag: str, shown: list[str], hidden: list[str]
+def test_the_summary_is_the_same_at_every_verbosity_and_v_adds_every_task(
+    project: pytest.Pytester, flags: tuple[str, ...], every_task: bool
 ) -> None:
-    result = project.runpytest("--bgtasks-report", flag, "-k", "not email")
-    result.stdout.fnmatch_lines(
-        ["background tasks: 11 total, 9 succeeded, 1 failed, 1 skipped", *shown]
-    )
-    for line in hidden:
-        result.stdout.no_fnmatch_line(line)
+    result = project.runpytest("-p", "no:randomly", "--bgtasks-report", *flags, "-k", "not email")
+    result.stdout.fnmatch_lines(SUMMARY[:1] + (EVERY_TASK if every_task else []) + SUMMARY[1:])
+    if not every_task:
+        result.stdout.no_fnmatch_line("every task, by test:")
 
 
 def test_summary_adds_up_across_xdist_workers(project: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     result = project.runpytest_subprocess("-n", "2", "--bgtasks-report", "-k", "not email")
     result.assert_outcomes(passed=5)
-    result.stdout.fnmatch_lines(["background tasks: 11 total, 9 succeeded, 1 failed, 1 skipped"])
+    result.stdout.fnmatch_lines(
+        ["background tasks: 11 total, 9 succeeded, 1 failed (1 expected), 1 skipped"]
+    )
 
 
 def test_json_export_lists_every_task_redacted(project: pytest.Pytester) -> None:
@@ -102,7 +109,10 @@ def test_json_export_lists_every_task_redacted(project: pytest.Pytester) -> None
     project.runpytest(f"--bgtasks-json={path}", "-k", "email or failure")
     document = json.loads(path.read_text())
 
-    assert document["summary"] == "background tasks: 4 total, 2 succeeded, 1 failed, 1 skipped"
+    assert (
+        document["summary"]
+        == "background tasks: 4 total, 2 succeeded, 1 failed (1 expected), 1 skipped"
+    )
     email = next(row for row in document["tasks"] if row["task"].startswith("send_email"))
     assert email["task"] == "send_email(to='ann@example.com', subject='Hello', password=***)"
     assert email["test"] == "test_suite.py::test_email"
@@ -125,3 +135,10 @@ def test_long_arguments_are_shortened(bgtasks: object) -> None:
 
     call = TaskCall(1, ingest, (list(range(1000)), "abc"), {}, None, 0.0)
     assert Renderer().signature(call) == "ingest(rows=[0, 1, 2, 3, 4, 5, ...], api_key=***)"
+
+
+def test_the_readme_lists_every_status_in_the_order_reports_count_them() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `status` |"))
+    listed = [name for name in re.findall(r"`(\w+)`", row) if name not in ("status", "held")]
+    assert listed[: len(STATUSES)] == list(STATUSES)
