@@ -4,6 +4,7 @@ event loop, listed."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from pytest_bgtasks._blocking import describe
 from pytest_bgtasks._core import Core
@@ -14,49 +15,63 @@ from pytest_bgtasks._rendering import Renderer
 README_STRICT = "https://github.com/pytest-bgtasks/pytest-bgtasks#nothing-fails-silently"
 
 
-def problems(core: Core, render: Renderer, still_running: Sequence[TaskCall]) -> list[str]:
+class Problem(NamedTuple):
+    """One thing the check reports, as printed."""
+
+    text: str
+    #: True for a task outcome a test can declare expected; False for a fault never applied.
+    expectable: bool = True
+
+
+def problems(core: Core, render: Renderer, still_running: Sequence[TaskCall]) -> list[Problem]:
     """What the check reports: arguments that end before their task runs (or do not survive
     the round trip), unexpected failures and drops, tasks never run, unused faults, async
     tasks that held the event loop past the limit."""
-    found: list[str] = []
+    found: list[Problem] = []
     if core.check is not None:
-        found += core.check.blocks(render)
+        found += [Problem(block) for block in core.check.blocks(render)]
     for call in core.calls:
         if call.expected:
             continue
         if call.status in ("failed", "dropped", "cancelled"):
-            found.append(render.block([call]))
+            found.append(Problem(render.block([call])))
         elif call.status == "scheduled" and not call.held and call.request is None:
-            found.append(render.line(call) + "  (never handed to a response, never ran)")
+            found.append(Problem(render.line(call) + "  (never handed to a response, never ran)"))
     limit = core.blocking.limit
     if limit is not None:
         found += [
-            render.line(call) + "  " + describe(call, limit)
+            Problem(render.line(call) + "  " + describe(call, limit))
             for call in core.calls
             if call.blocked_for is not None and call.blocked_for > limit
         ]
     names = ", ".join(sorted({call.name for call in core.calls})) or "none"
     found += [
-        render.scrub(  # the fault's exception may quote a secret of the recorded calls
-            f"fault {fault} was never applied: no matching task ran (a typo? tasks recorded:"
-            f" {names})",
-            core.calls,
+        Problem(
+            render.scrub(  # the fault's exception may quote a secret of the recorded calls
+                f"fault {fault} was never applied: no matching task ran (a typo? tasks recorded:"
+                f" {names})",
+                core.calls,
+            ),
+            expectable=False,
         )
         for fault in core.faults.never_applied()
     ]
     found += [
-        render.line(call) + "  (still running after teardown waited)"
+        Problem(render.line(call) + "  (still running after teardown waited)")
         for call in still_running
         if not call.expected
     ]
     return found
 
 
-def report(found: Sequence[str]) -> str:
-    """The teardown error: every problem, then how to say a problem was expected."""
-    listing = "\n".join("  " + line for problem in found for line in problem.splitlines())
+def report(found: Sequence[Problem]) -> str:
+    """The teardown error: every problem, then how to say a problem was expected, if one can be."""
+    listing = "\n".join("  " + line for problem in found for line in problem.text.splitlines())
+    text = f"pytest-bgtasks: {len(found)} background task problem(s):\n{listing}"
+    if not any(problem.expectable for problem in found):
+        return text  # a fault that never applied is a mistake to fix, not an outcome to expect
     return (
-        f"pytest-bgtasks: {len(found)} background task problem(s):\n{listing}\n"
+        f"{text}\n"
         "Expected? Say so in the test with bgtasks.assert_failed(func) or"
         " bgtasks.assert_dropped(func), or turn the check off with"
         f" @pytest.mark.{MARKER}(strict=False) or the ini option bgtasks_strict = false"

@@ -21,6 +21,7 @@ RENDERER_KEY = pytest.StashKey[Renderer]()
 RECORDER_KEY = pytest.StashKey["BackgroundTaskRecorder"]()
 SUMMARY_KEY = pytest.StashKey[SessionSummary]()
 TEARDOWN_TIMEOUT_KEY = pytest.StashKey[float]()
+STRICT_FAILED_KEY = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -124,7 +125,11 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
     try:
         options = config.stash[DEFAULTS_KEY].merged(request.node)
     except (TypeError, ValueError) as error:
-        pytest.fail(f"pytest-bgtasks: {error}", pytrace=False)
+        bad_marker: str | None = f"pytest-bgtasks: {error}"
+    else:
+        bad_marker = None
+    if bad_marker is not None:  # failed outside the except: the error shows once, not chained
+        pytest.fail(bad_marker, pytrace=False)
     renderer = config.stash[RENDERER_KEY]
     check = None
     if options.strict and (options.lifetimes or options.roundtrip is not None):
@@ -141,6 +146,7 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
         return  # an interrupted run (Ctrl-C) tears down in session finish: report nothing there
     problems = _strict.problems(core, renderer, still_running)
     if problems:
+        request.node.stash[STRICT_FAILED_KEY] = True
         pytest.fail(_strict.report(problems), pytrace=False)
 
 
@@ -155,7 +161,10 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = outcome.get_result()
     if report.failed and recorder.calls:
         renderer = item.config.stash[RENDERER_KEY]
-        report.sections.append(("background tasks", renderer.block(recorder.calls)))
+        # The strict check's error shows the tracebacks already: list the tasks without them.
+        tracebacks = not (report.when == "teardown" and item.stash.get(STRICT_FAILED_KEY, False))
+        block = renderer.block(recorder.calls, tracebacks=tracebacks)
+        report.sections.append(("background tasks", block))
     if report.when == "teardown":
         if SUMMARY_KEY in item.config.stash:
             report.bgtasks = summary_rows(recorder)  # type: ignore[attr-defined]

@@ -111,3 +111,50 @@ def test_two_drops(bgtasks):
         ]
     )
     result.stdout.no_fnmatch_line("  #1 sync_task*")
+
+
+def test_a_teardown_error_prints_each_traceback_once(project: pytest.Pytester) -> None:
+    result = run(project, "\ndef test_fail(bgtasks):\n    TestClient(app).post('/fail')\n")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "  #2 boom(message='task boom')  failed in *s  POST /fail",
+            "      Traceback (most recent call last):",
+            "      RuntimeError: task boom",
+            "Expected? Say so in the test*",
+            "*- background tasks -*",
+            "#2 boom(message='task boom')  failed in *s  POST /fail",
+            "#3 async_task(label='after')  skipped  *",
+        ]
+    )
+    assert result.stdout.str().count("raise RuntimeError(message)") == 1
+
+
+def test_a_marker_error_is_printed_once(project: pytest.Pytester) -> None:
+    result = run(
+        project, "\n@pytest.mark.bgtasks(mod='deferred')\ndef test_it(bgtasks):\n    pass\n"
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["pytest-bgtasks: @pytest.mark.bgtasks got unknown keyword(s) mod*"]
+    )
+    assert result.stdout.str().count("got unknown keyword(s) mod") == 1
+    result.stdout.no_fnmatch_line("During handling of the above exception*")
+
+
+def test_a_fault_that_never_applied_offers_no_expected_footer(project: pytest.Pytester) -> None:
+    result = run(
+        project,
+        "\ndef test_typo(bgtasks):\n"
+        "    bgtasks.fail('sync_tsk', RuntimeError)\n"
+        "    TestClient(app).post('/items/1')\n",
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "pytest-bgtasks: 1 background task problem(s):",
+            "  fault fail('sync_tsk', *) was never applied: no matching task ran"
+            " (a typo? tasks recorded: async_task, sync_task)",
+        ]
+    )
+    result.stdout.no_fnmatch_line("Expected? Say so*")
