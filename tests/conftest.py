@@ -25,6 +25,13 @@ def anyio_before(release: str, why: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(Version(release) > ANYIO, reason=f"anyio < {release}: {why}")
 
 
+def skip_sync_client_in_trio_on_anyio_3(backend: str) -> None:
+    """A sync TestClient inside a trio test never returns on anyio 3, with or without the plugin
+    (seen on anyio 3.4.0 with a plain Starlette app): skip that combination there."""
+    if backend == "trio" and Version("4") > ANYIO:
+        pytest.skip("anyio < 4: a sync TestClient inside a trio run never returns")
+
+
 @pytest.fixture(autouse=True)
 def clean_journal() -> Iterator[list[tuple[str, str]]]:
     apps.journal.clear()

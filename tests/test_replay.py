@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder
 from tests import apps
+from tests.conftest import skip_sync_client_in_trio_on_anyio_3
 
 pytestmark = pytest.mark.bgtasks(mode="deferred")
 
@@ -129,6 +130,7 @@ def test_tasks_held_by_a_trio_loop_that_ended_run_on_a_fresh_trio_loop(
 async def test_run_all_async_sends_tasks_back_to_the_live_loop_that_held_them(
     bgtasks: BackgroundTaskRecorder, anyio_backend: str
 ) -> None:
+    skip_sync_client_in_trio_on_anyio_3(anyio_backend)
     with TestClient(app) as client:  # its loop lives in a portal thread until the block ends
         endpoint_ran_on = client.post("/").json()
         ran = await bgtasks.run_all_async(timeout=60)
@@ -141,6 +143,7 @@ async def test_run_all_async_sends_tasks_back_to_the_live_loop_that_held_them(
 async def test_run_all_async_runs_tasks_whose_loop_is_gone_on_this_loop(
     bgtasks: BackgroundTaskRecorder, anyio_backend: str
 ) -> None:
+    skip_sync_client_in_trio_on_anyio_3(anyio_backend)
     TestClient(app).post("/")  # without `with`, the request's loop ends with the request
 
     ran = await bgtasks.run_all_async(timeout=60)

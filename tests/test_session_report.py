@@ -104,7 +104,10 @@ def test_under_xdist_the_controller_writes_one_document_with_every_test(
     result.assert_outcomes(passed=3)
 
     document = json.loads(path.read_text())
-    assert document["summary"] == "background tasks: 11 total, 9 succeeded, 1 failed (1 expected), 1 skipped"
+    assert (
+        document["summary"]
+        == "background tasks: 11 total, 9 succeeded, 1 failed (1 expected), 1 skipped"
+    )
     rows = sorted((row["test"].partition("::")[2], row["index"]) for row in document["tasks"])
     assert rows == [
         *(("test_expected_failure", index) for index in (1, 2, 3)),
