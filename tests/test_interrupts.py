@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tests.conftest import anyio_before
+
 TIMEOUT = 60
 
 TASKS = """
@@ -84,8 +86,20 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+#: anyio 3's TestClient never returns when a task raises KeyboardInterrupt, plugin or not (seen
+#: with a plain FastAPI app on anyio 3.4.0: "This portal is not running", then a hang).
+EAGER_NEEDS_ANYIO_4 = anyio_before(
+    "4", "TestClient never returns when a task raises KeyboardInterrupt"
+)
+
+
 @pytest.mark.parametrize(
-    "test", ["test_eager[interrupt]", "test_eager[interrupt_async]", "test_deferred"]
+    "test",
+    [
+        pytest.param("test_eager[interrupt]", marks=EAGER_NEEDS_ANYIO_4),
+        pytest.param("test_eager[interrupt_async]", marks=EAGER_NEEDS_ANYIO_4),
+        "test_deferred",
+    ],
 )
 def test_a_task_raising_keyboard_interrupt_interrupts_the_run(
     project: pytest.Pytester, test: str
