@@ -14,7 +14,7 @@ from pytest_bgtasks._core import Core
 from pytest_bgtasks._faults import Fault, FaultReleased
 from pytest_bgtasks._ledger import Ledger
 from pytest_bgtasks._outcomes import skip_rest_of_batch
-from pytest_bgtasks._record import TaskCall, current_call
+from pytest_bgtasks._record import NOT_STARTED, TaskCall, current_call
 
 
 async def execute(
@@ -143,7 +143,7 @@ def _book_failure(
         skip_rest_of_batch(call)
         return "released"
     if _is_cancellation(exc):
-        started = call.status != "scheduled"
+        started = call.status not in NOT_STARTED
         if not started:
             call.fault = None  # nothing was applied to it
             if call.held:  # a replay cancelled before its task started: it stays held

@@ -27,7 +27,7 @@ class HeldQueue:
         with self._lock:
             while self._heap:
                 _, call = heapq.heappop(self._heap)
-                if call.status == "scheduled":
+                if call.status == "held":
                     return call
         return None
 
@@ -35,7 +35,7 @@ class HeldQueue:
         """Take ``call`` off the queue; False when it was not waiting there."""
         with self._lock:
             entries = [entry for entry in self._heap if entry[1] is not call]
-            if len(entries) == len(self._heap) or call.status != "scheduled":
+            if len(entries) == len(self._heap) or call.status != "held":
                 return False
             self._heap = entries
             heapq.heapify(self._heap)
@@ -54,4 +54,4 @@ class HeldQueue:
             return waiting
 
     def _waiting(self) -> list[TaskCall]:
-        return [call for _, call in sorted(self._heap) if call.status == "scheduled"]
+        return [call for _, call in sorted(self._heap) if call.status == "held"]

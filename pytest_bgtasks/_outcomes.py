@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_bgtasks._record import RequestInfo, TaskCall
+from pytest_bgtasks._record import NOT_STARTED, RequestInfo, TaskCall
 
 
 def skip_rest_of_batch(failed: TaskCall) -> None:
@@ -11,7 +11,7 @@ def skip_rest_of_batch(failed: TaskCall) -> None:
     if failed not in batch:
         return
     for call in batch[batch.index(failed) + 1 :]:
-        if call.status == "scheduled":
+        if call.status in NOT_STARTED:
             call.status = "skipped"
             call.reason = f"skipped: #{failed.index} {failed.name} failed before it"
 
@@ -22,7 +22,7 @@ def drop_unrun(request: RequestInfo) -> None:
     A queue's job is not the response's to run: one sent on to the broker stays as it is.
     """
     for call in request.calls:
-        if call.status == "scheduled" and not call.held and call.job is None:
+        if call.status == "scheduled" and call.job is None:
             call.status = "dropped"
             call.reason = _drop_reason(request, call)
 

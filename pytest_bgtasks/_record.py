@@ -24,11 +24,21 @@ if TYPE_CHECKING:
 #: A task's status; the one list of them, in the order reports count them (the README's table
 #: of statuses is checked against it).
 Status = Literal[
-    "succeeded", "failed", "skipped", "dropped", "cancelled", "discarded", "running", "scheduled"
+    "succeeded",
+    "failed",
+    "skipped",
+    "dropped",
+    "cancelled",
+    "discarded",
+    "running",
+    "held",
+    "scheduled",
 ]
 STATUSES: tuple[Status, ...] = get_args(Status)
 #: Statuses after which a task will never run (again).
-FINAL_STATUSES: frozenset[Status] = frozenset(STATUSES) - {"running", "scheduled"}
+FINAL_STATUSES: frozenset[Status] = frozenset(STATUSES) - {"running", "held", "scheduled"}
+#: Statuses of work that has not started: scheduled, or held for the test in deferred mode.
+NOT_STARTED: frozenset[Status] = frozenset({"held", "scheduled"})
 
 
 class RequestInfo:
@@ -172,7 +182,6 @@ class TaskCall:
         "batch",
         "loop",
         "job",
-        "_held",
         "blocked_for",
         "blocked_at",
         "_arguments",
@@ -221,7 +230,6 @@ class TaskCall:
         self.loop: EventLoop | None = None
         #: What a durable queue adds, for a job enqueued on one (None for other work).
         self.job: JobInfo | None = None
-        self._held = False
         #: An async task's longest stretch, in seconds, holding its event loop without
         #: yielding; None for a sync task (it runs in a worker thread) or one not run yet.
         self.blocked_for: float | None = None
@@ -299,13 +307,13 @@ class TaskCall:
 
     @property
     def held(self) -> bool:
-        """True while deferred mode holds this task for the test to run."""
-        return self._held and self.status == "scheduled"
+        """True while deferred mode holds this task for the test to run (status "held")."""
+        return self.status == "held"
 
     def hold(self, loop: EventLoop | None) -> None:
         """Mark it held, with the event loop to replay it on (None: no loop held it)."""
         self.loop = loop
-        self._held = True
+        self.status = "held"
 
     @property
     def is_async(self) -> bool:

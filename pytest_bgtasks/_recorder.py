@@ -18,7 +18,7 @@ from pytest_bgtasks._faults import Fault, FaultKind, Predicate
 from pytest_bgtasks._matching import Expectation, Target, check_target, describe_target, refers_to
 from pytest_bgtasks._numbers import checked_seconds
 from pytest_bgtasks._options import Mode
-from pytest_bgtasks._record import TaskCall
+from pytest_bgtasks._record import NOT_STARTED, TaskCall
 from pytest_bgtasks._rendering import Renderer
 from pytest_bgtasks._replay import Runner, in_event_loop, replay_async, replay_blocking
 
@@ -59,7 +59,7 @@ class BackgroundTaskRecorder:
     @property
     def pending(self) -> list[TaskCall]:
         """Tasks scheduled but not run yet: held in deferred mode, or about to run."""
-        return [call for call in self._calls if call.status == "scheduled"]
+        return [call for call in self._calls if call.status in NOT_STARTED]
 
     @property
     def max_concurrency(self) -> int:

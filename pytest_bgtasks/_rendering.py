@@ -121,7 +121,7 @@ class Renderer:
         """``#1 write_log(message='hi')  succeeded in 2.00s  POST /send  [fault]``."""
         shown = redacted or self.redacted(call)
         kind = "" if call.kind == "background" else f" ({call.kind} task)"
-        parts = [f"#{call.index} {shown.signature}{kind}", "held" if call.held else call.status]
+        parts = [f"#{call.index} {shown.signature}{kind}", call.status]
         if call.duration is not None:
             parts[-1] += f" in {call.duration:.3f}s"
         if shown.request is not None:

@@ -35,7 +35,7 @@ def problems(core: Core, render: Renderer, still_running: Sequence[TaskCall]) ->
             continue
         if call.status in ("failed", "dropped", "cancelled"):
             found.append(Problem(render.block([call])))
-        elif call.status == "scheduled" and not call.held and call.request is None:
+        elif call.status == "scheduled" and call.request is None:
             found.append(Problem(render.line(call) + "  (never handed to a response, never ran)"))
     limit = core.blocking.limit
     if limit is not None:

@@ -390,7 +390,7 @@ def test_a_refused_run_leaves_the_held_tasks_held(
         refused(bgtasks)
 
     assert bgtasks.held == held
-    assert [call.status for call in held] == ["scheduled", "scheduled"]
+    assert [call.status for call in held] == ["held", "held"]
     ran = bgtasks.run_all(timeout=5)
     assert [call.status for call in ran] == ["succeeded", "succeeded"]
     assert [label for label, _ in apps.journal] == ["item 1", "async item 1"]
@@ -434,7 +434,7 @@ async def test_a_run_cancelled_before_the_task_started_leaves_it_held(
         await bgtasks.run_all_async()
 
     assert bgtasks.held == [first, second]
-    assert (first.status, first.reason, first.fault) == ("scheduled", None, None)
+    assert (first.status, first.reason, first.fault) == ("held", None, None)
     assert apps.journal == []
     ran = await bgtasks.run_all_async(timeout=5)
     assert [call.status for call in ran] == ["succeeded", "succeeded"]

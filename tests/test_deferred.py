@@ -24,9 +24,9 @@ pytestmark = pytest.mark.bgtasks(mode="deferred")
 def test_held_tasks_do_not_run_until_run_all(bgtasks: BackgroundTaskRecorder) -> None:
     TestClient(app).post("/slow", params={"seconds": 1.0})
 
-    # Held, not run by the client: still scheduled, and nothing in the journal.
+    # Held, not run by the client, and nothing in the journal.
     (held,) = bgtasks.held
-    assert held.status == "scheduled" and bgtasks.pending == [held]
+    assert held.status == "held" and bgtasks.pending == [held]
     assert apps.journal == []
 
     assert bgtasks.run_all() == [held]

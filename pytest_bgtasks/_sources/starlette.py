@@ -88,7 +88,7 @@ def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
             return
         if call.status == "skipped":  # an earlier task of this response failed
             return
-        if call.status != "scheduled" or call.held:  # one task object run again: a new record
+        if call.status != "scheduled":  # one task object run again (or held): a new record
             previous, call = call, core.schedule(task.func, task.args, task.kwargs)
             if previous.batch is not None:
                 call.batch = previous.batch
