@@ -22,6 +22,8 @@ SOURCES: tuple[tuple[str, str], ...] = (
     ("pytest_bgtasks._sources.fastapi", "fastapi"),
     ("pytest_bgtasks._sources.arq", "arq"),
     ("pytest_bgtasks._sources.rq", "rq"),
+    ("pytest_bgtasks._sources.taskiq", "taskiq"),
+    ("pytest_bgtasks._sources.dramatiq", "dramatiq"),
 )
 
 
