@@ -17,6 +17,8 @@ Sessions:
 - wheel           python -m build; the wheel in a clean venv runs ci/wheel_smoke/ from a temp dir
 - arq_rq_newest   the newest arq and RQ: their sources' tests (passthrough on a redis-server if any)
 - arq_rq_oldest   their floors, ci/constraints-arq-rq-oldest.txt: the same tests
+- taskiq_dramatiq_newest  the newest taskiq and Dramatiq: their sources' tests
+- taskiq_dramatiq_oldest  their floors, ci/constraints-taskiq-dramatiq-oldest.txt: the same
 
 Every session runs on Python 3.11 (`PYTHON` below) and fails when that interpreter is missing.
 The package supports Python >= 3.10: to prove another, run e.g.
@@ -50,6 +52,8 @@ nox.options.sessions = [
     "wheel",
     "arq_rq_newest",
     "arq_rq_oldest",
+    "taskiq_dramatiq_newest",
+    "taskiq_dramatiq_oldest",
 ]
 
 PYTHON = "3.11"
@@ -58,13 +62,16 @@ CI = ROOT / "ci"
 OLDEST = CI / "constraints-oldest.txt"
 ARQ_RQ_OLDEST = CI / "constraints-arq-rq-oldest.txt"
 ARQ_RQ_TESTS = ("tests/test_arq.py", "tests/test_rq.py")
+TASKIQ_DRAMATIQ_OLDEST = CI / "constraints-taskiq-dramatiq-oldest.txt"
+TASKIQ_DRAMATIQ_TESTS = ("tests/test_taskiq.py", "tests/test_dramatiq.py")
 HTTPX_DEPRECATED = "ignore:Using `httpx` with `starlette.testclient` is deprecated"
 
 # What a session ran on, printed before its tests so a log shows the versions it proved.
 _SHOW_VERSIONS = """
 import importlib.metadata as md, sys
 names = ["pytest", "fastapi", "starlette", "anyio", "httpx", "httpx2", "pydantic", "uvicorn",
-         "trio", "pytest-xdist", "pytest-asyncio", "pandas", "numpy", "arq", "rq", "redis"]
+         "trio", "pytest-xdist", "pytest-asyncio", "pandas", "numpy", "arq", "rq", "redis",
+         "taskiq", "dramatiq"]
 def version(name):
     try:
         return md.version(name)
@@ -245,3 +252,25 @@ def arq_rq_oldest(session: nox.Session) -> None:
         # without the plugin (RQ 3 uses asyncio.run).
         extra=("-W", "ignore::pytest.PytestUnraisableExceptionWarning"),
     )
+
+
+def _taskiq_dramatiq(session: nox.Session, *constraints: str) -> None:
+    # Only what these two test modules import: the whole [test] extra (pandas...) would
+    # take most of the session's time to install.
+    session.install(*constraints, "-e", ".[queues]", "fastapi", "httpx", "packaging")
+    _show_versions(session)
+    # Installed, so their tests cannot skip themselves for want of the libraries.
+    session.run("python", "-c", "import taskiq, dramatiq")
+    _pytest(session, *TASKIQ_DRAMATIQ_TESTS)
+
+
+@nox.session(python=PYTHON)
+def taskiq_dramatiq_newest(session: nox.Session) -> None:
+    """The newest taskiq and Dramatiq: the tests of their sources."""
+    _taskiq_dramatiq(session)
+
+
+@nox.session(python=PYTHON)
+def taskiq_dramatiq_oldest(session: nox.Session) -> None:
+    """The floors of taskiq and Dramatiq (the rest newest): the tests of their sources."""
+    _taskiq_dramatiq(session, "-c", str(TASKIQ_DRAMATIQ_OLDEST))
