@@ -10,16 +10,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_bgtasks._capture import CaptureBlock
     from pytest_bgtasks._faults import Fault
     from pytest_bgtasks._record import RequestInfo, TaskCall
     from pytest_bgtasks._recorder import BackgroundTaskRecorder
     from pytest_bgtasks._warnings import BgTasksWarning
 
-__all__ = ["BackgroundTaskRecorder", "BgTasksWarning", "Fault", "RequestInfo", "TaskCall"]
+__all__ = [
+    "BackgroundTaskRecorder",
+    "BgTasksWarning",
+    "CaptureBlock",
+    "Fault",
+    "RequestInfo",
+    "TaskCall",
+]
 
 _HOMES = {
     "BackgroundTaskRecorder": "pytest_bgtasks._recorder",
     "BgTasksWarning": "pytest_bgtasks._warnings",
+    "CaptureBlock": "pytest_bgtasks._capture",
     "Fault": "pytest_bgtasks._faults",
     "RequestInfo": "pytest_bgtasks._record",
     "TaskCall": "pytest_bgtasks._record",

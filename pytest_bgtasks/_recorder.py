@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import anyio
 
+from pytest_bgtasks._assertions import CallAssertions
 from pytest_bgtasks._bounds import MAX_CHAINED, RunBounds, without_timeout
+from pytest_bgtasks._capture import CaptureBlock
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._dependencies import ClosedDependencyWarnings
 from pytest_bgtasks._execution import execute
 from pytest_bgtasks._faults import Fault, FaultKind, Predicate
-from pytest_bgtasks._matching import Expectation, Target, check_target, describe_target, refers_to
+from pytest_bgtasks._matching import Target
 from pytest_bgtasks._numbers import checked_seconds
 from pytest_bgtasks._options import Mode
-from pytest_bgtasks._record import NOT_STARTED, TaskCall
+from pytest_bgtasks._record import TaskCall
 from pytest_bgtasks._rendering import Renderer
 from pytest_bgtasks._replay import Runner, in_event_loop, replay_async, replay_blocking
 
 
-class BackgroundTaskRecorder:
+class BackgroundTaskRecorder(CallAssertions):
     """Records the background tasks that apps schedule while a test runs, and controls them.
 
     Returned by the ``bgtasks`` fixture; import it for type hints only, its constructor is
@@ -31,145 +32,30 @@ class BackgroundTaskRecorder:
     ``"deferred"`` they are held until the test calls :meth:`run_all` (or ``run_next``/``run``).
     """
 
+    _owner = "bgtasks"
+
     def __init__(self, core: Core, renderer: Renderer | None = None) -> None:
         self._core = core
         self._calls = core.calls  # the core appends; the recorder reads
         self._renderer = renderer or Renderer()
         self._dependency_warnings = ClosedDependencyWarnings(self._renderer.request)
 
-    # -- the record -------------------------------------------------------------------------
+    def _scope(self) -> Sequence[TaskCall]:
+        return self._calls
+
+    def _everything(self) -> Sequence[TaskCall]:
+        return self._calls
+
+    # -- the record (its queries and assertions: CallAssertions) ------------------------------
 
     @property
     def mode(self) -> Mode:
         return self._core.mode
 
     @property
-    def calls(self) -> list[TaskCall]:
-        """Every recorded task, in scheduling order."""
-        return list(self._calls)
-
-    @property
-    def succeeded(self) -> list[TaskCall]:
-        return [call for call in self._calls if call.status == "succeeded"]
-
-    @property
-    def failed(self) -> list[TaskCall]:
-        return [call for call in self._calls if call.status == "failed"]
-
-    @property
-    def pending(self) -> list[TaskCall]:
-        """Tasks scheduled but not run yet: held in deferred mode, or about to run."""
-        return [call for call in self._calls if call.status in NOT_STARTED]
-
-    @property
     def max_concurrency(self) -> int:
         """The peak number of tasks running at once during the test."""
         return self._core.ledger.max_running
-
-    def calls_to(self, func_or_name: Target) -> list[TaskCall]:
-        """The recorded calls of a function, or of a function by name."""
-        __tracebackhide__ = True
-        return self._calls_to(func_or_name, "calls_to")
-
-    def _calls_to(self, target: Target, method: str) -> list[TaskCall]:
-        __tracebackhide__ = True
-        check_target(target, f"bgtasks.{method}")
-        return [call for call in self._calls if refers_to(call, target)]
-
-    # -- assertions -------------------------------------------------------------------------
-
-    def assert_scheduled(self, func: Target, /, *args: Any, **kwargs: Any) -> TaskCall:
-        """Assert some task ran or will run ``func`` with these arguments; return the first.
-
-        Only the arguments given are compared, after binding them to ``func``'s signature, so
-        positional and keyword forms match each other; ``unittest.mock.ANY`` matches anything.
-        """
-        __tracebackhide__ = True
-        expectation = self._matching("assert_scheduled", func, args, kwargs)
-        if not expectation.matches:
-            message = f"Expected {self._expectation(expectation)} to be scheduled"
-            self._fail(message, notes=expectation.notes)
-        return expectation.matches[0]
-
-    def assert_scheduled_once(self, func: Target, /, *args: Any, **kwargs: Any) -> TaskCall:
-        """Assert exactly one task matches, as :meth:`assert_scheduled` matches; return it."""
-        __tracebackhide__ = True
-        expectation = self._matching("assert_scheduled_once", func, args, kwargs)
-        if len(expectation.matches) != 1:
-            self._fail(
-                f"Expected {self._expectation(expectation)} to be scheduled once,"
-                f" it was scheduled {len(expectation.matches)} times",
-                notes=expectation.notes,
-            )
-        return expectation.matches[0]
-
-    def assert_not_scheduled(self, func: Target | None = None, /) -> None:
-        """Assert no task ran ``func`` (with ``None``: that no task was scheduled at all)."""
-        __tracebackhide__ = True
-        calls = self._calls if func is None else self._calls_to(func, "assert_not_scheduled")
-        if calls:
-            what = "no background task" if func is None else f"no call to {describe_target(func)}"
-            self._fail(f"Expected {what} to be scheduled", calls)
-
-    def assert_all_succeeded(self) -> None:
-        """Assert every recorded task ran and succeeded."""
-        __tracebackhide__ = True
-        others = [call for call in self._calls if call.status != "succeeded"]
-        if others:
-            self._fail(f"Expected every background task to succeed, {len(others)} did not", others)
-
-    def assert_failed(
-        self,
-        func: Target,
-        /,
-        exc_type: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-        match: str | re.Pattern[str] | None = None,
-    ) -> TaskCall:
-        """Assert a call to ``func`` failed with ``exc_type`` (message searched for ``match``).
-
-        ``exc_type`` is an exception class or a tuple of them, as ``isinstance`` takes.
-        The failures that match are expected: the strict check at teardown lets them pass.
-        """
-        __tracebackhide__ = True
-        calls = self._calls_to(func, "assert_failed")
-        classes = exc_type if isinstance(exc_type, tuple) else (exc_type,)
-        if not classes or not all(
-            isinstance(cls, type) and issubclass(cls, BaseException) for cls in classes
-        ):
-            raise TypeError(
-                "bgtasks.assert_failed() takes the exception class the task failed with, such as"
-                f" ConnectionError (not a string or an instance), got {exc_type!r}"
-            )
-        pattern = _pattern(match, "assert_failed")
-        matches = [
-            call
-            for call in calls
-            if call.status == "failed"
-            and isinstance(call.exception, classes)
-            and (pattern is None or pattern.search(str(call.exception)))
-        ]
-        if not matches:
-            names = " or ".join(cls.__name__ for cls in classes)
-            wanted = f"{describe_target(func)} to fail with {names}"
-            self._fail(f"Expected {wanted}" + (f" matching {match!r}" if match else ""))
-        for call in matches:
-            call.expected = True
-        return matches[0]
-
-    def assert_dropped(self, func: Target | None = None, /) -> list[TaskCall]:
-        """Assert tasks (of ``func``, or any) were scheduled and dropped unrun; return them.
-
-        The drops that match are expected: the strict check at teardown lets them pass.
-        """
-        __tracebackhide__ = True
-        pool = self._calls if func is None else self._calls_to(func, "assert_dropped")
-        dropped = [call for call in pool if call.status == "dropped"]
-        if not dropped:
-            what = "a background task" if func is None else f"a call to {describe_target(func)}"
-            self._fail(f"Expected {what} to be dropped without running")
-        for call in dropped:
-            call.expected = True
-        return dropped
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -200,6 +86,22 @@ class BackgroundTaskRecorder:
             self._renderer.block(running, tracebacks=False) or "(a request is still in flight)"
         )
         return f"background tasks still busy after {timeout:g}s:\n{listing}"
+
+    # -- scoped capture ---------------------------------------------------------------------
+
+    @contextmanager
+    def capture(self) -> Iterator[CaptureBlock]:
+        """Capture the tasks scheduled inside this block, to assert on them alone.
+
+        ``with bgtasks.capture() as block:`` gives a :class:`CaptureBlock` with the recorder's
+        queries and assertions over the tasks scheduled while the block is open, from any
+        thread (a real server's too). Blocks nest; the recorder still sees every task.
+        """
+        block = CaptureBlock(self._core, self._renderer)
+        try:
+            yield block
+        finally:
+            block.close()
 
     # -- deferred mode ----------------------------------------------------------------------
 
@@ -417,31 +319,6 @@ class BackgroundTaskRecorder:
 
     # -- messages ---------------------------------------------------------------------------
 
-    def _matching(
-        self, method: str, func: Target, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Expectation:
-        __tracebackhide__ = True
-        expectation = Expectation(
-            func, args, kwargs, method=f"bgtasks.{method}", is_secret=self._renderer.is_secret
-        )
-        expectation.select(self._calls)
-        return expectation
-
-    def _expectation(self, expectation: Expectation) -> str:
-        shown = self._renderer.arguments(expectation.shown)
-        return f"a background task {describe_target(expectation.target)}({shown})"
-
-    def _fail(
-        self, message: str, calls: list[TaskCall] | None = None, notes: list[str] | None = None
-    ) -> None:
-        __tracebackhide__ = True
-        shown = self._calls if calls is None else calls
-        label = "Scheduled tasks" if calls is None else "Offending tasks"
-        listing = self._renderer.block(shown) if shown else "(no background task was scheduled)"
-        lines = [f"{message}.", f"{label} ({len(shown)}):", listing, *(notes or ())]
-        text = "\n".join(lines)
-        raise AssertionError(self._renderer.scrub(text, self._calls))  # expected values too
-
     def _refuse_in_loop(self, name: str, instead: str) -> None:
         __tracebackhide__ = True
         if in_event_loop():
@@ -460,20 +337,3 @@ def _run_timeout(timeout: object, method: str) -> float | None:
     return checked_seconds(
         timeout, f"bgtasks.{method}(timeout=...)", positive=True, none_means="no bound"
     )
-
-
-def _pattern(match: object, method: str) -> re.Pattern[str] | None:
-    """``match`` compiled, or an error naming ``method`` when it is not a regular expression."""
-    __tracebackhide__ = True
-    if match is None or isinstance(match, re.Pattern):
-        return match
-    if not isinstance(match, str):
-        raise TypeError(
-            f"bgtasks.{method}(match=...) takes a regular expression string, got {match!r}"
-        )
-    try:
-        return re.compile(match)
-    except re.error as error:
-        raise ValueError(
-            f"bgtasks.{method}(match=...) is not a valid regular expression: {error} in {match!r}"
-        ) from None
