@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytest_bgtasks._matching import Expectation, Target, check_target, describe_target, refers_to
+from pytest_bgtasks._numbers import checked_count
 from pytest_bgtasks._record import NOT_STARTED, TaskCall
 from pytest_bgtasks._rendering import Renderer
 
@@ -90,6 +91,31 @@ class CallAssertions:
                 notes=expectation.notes,
             )
         return expectation.matches[0]
+
+    def assert_scheduled_times(
+        self, func: Target, n: int, /, *args: Any, **kwargs: Any
+    ) -> list[TaskCall]:
+        """Assert exactly ``n`` tasks match, as :meth:`assert_scheduled` matches; return them.
+
+        The message lists the matching calls and the near misses: the calls of ``func`` whose
+        arguments differ.
+        """
+        __tracebackhide__ = True
+        method = "assert_scheduled_times"
+        count = checked_count(n, f"{self._owner}.{method}(func, n)", minimum=0)
+        expectation = self._matching(method, func, args, kwargs)
+        found = len(expectation.matches)
+        if found != count:
+            self._fail_listing(
+                f"Expected {self._expectation(expectation)} to be scheduled {_times(count)},"
+                f" it was scheduled {_times(found)}",
+                [
+                    ("Matching tasks", expectation.matches),
+                    (f"Near misses, {expectation.name} with other arguments", expectation.misses),
+                ],
+                expectation.notes,
+            )
+        return expectation.matches
 
     def assert_not_scheduled(self, func: Target | None = None, /) -> None:
         """Assert no task ran ``func`` (with ``None``: that no task was scheduled at all)."""
@@ -177,7 +203,7 @@ class CallAssertions:
 
     def _expectation(self, expectation: Expectation) -> str:
         shown = self._renderer.arguments(expectation.shown)
-        return f"a background task {describe_target(expectation.target)}({shown})"
+        return f"a background task {expectation.name}({shown})"
 
     def _fail(
         self, message: str, calls: list[TaskCall] | None = None, notes: list[str] | None = None
@@ -204,6 +230,10 @@ class CallAssertions:
             lines += [f"{label} ({len(calls)}):", self._renderer.block(calls) if calls else empty]
         text = "\n".join([*lines, *notes])
         raise AssertionError(self._renderer.scrub(text, self._everything()))  # expected too
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
 
 
 def _pattern(match: object, method: str) -> re.Pattern[str] | None:

@@ -83,8 +83,15 @@ class Expectation:
         self._named = not (isinstance(target, str) and args)
         #: The recorded calls that matched, once :meth:`select` ran.
         self.matches: list[TaskCall] = []
+        #: The calls of the target whose arguments did not match (near misses).
+        self.misses: list[TaskCall] = []
         #: Why calls of the target did not match, when it was more than a different value.
         self.notes: list[str] = []
+
+    @property
+    def name(self) -> str:
+        """The target as messages name it."""
+        return describe_target(self.target)
 
     def _bind_to_target(self, method: str) -> dict[str, Any]:
         __tracebackhide__ = True
@@ -112,7 +119,9 @@ class Expectation:
             why = self._mismatch(call)
             if why is None:
                 self.matches.append(call)
-            elif why:
+                continue
+            self.misses.append(call)
+            if why:
                 self.notes.append(f"#{call.index} {call.name} did not match: {why}")
         return self.matches
 

@@ -57,11 +57,12 @@ def checked_seconds(
     return seconds
 
 
-def checked_count(value: object, where: str) -> int:
-    """``value`` as a whole number >= 1, or an error naming ``where`` it was given."""
+def checked_count(value: object, where: str, *, minimum: int = 1) -> int:
+    """``value`` as a whole number >= ``minimum``, or an error naming ``where`` it was given."""
     __tracebackhide__ = True
+    refused = f"{where} takes a whole number >= {minimum}, got {value!r}"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{where} takes a whole number >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{where} takes a whole number >= 1, got {value!r}")
+        raise TypeError(refused)
+    if value < minimum:
+        raise ValueError(refused)
     return value

@@ -34,7 +34,8 @@ def test_a_block_sees_only_what_was_scheduled_inside_it(bgtasks: BackgroundTaskR
         "async_task",
         "send_email",
     ]
-    assert len(bgtasks.calls_to(send_email)) == 2
+    bgtasks.assert_scheduled_times(send_email, 2)
+    block.assert_scheduled_times(send_email, 0)
 
 
 def test_a_block_that_saw_nothing(bgtasks: BackgroundTaskRecorder) -> None:
@@ -90,6 +91,8 @@ def test_blocks_nest_and_the_recorder_sees_all(bgtasks: BackgroundTaskRecorder) 
     with pytest.raises(AssertionError, match="it was scheduled 0 times"):
         inner.assert_scheduled_once(sync_task, "item 1")
     outer.assert_scheduled_once(sync_task, "item 1")
+    outer.assert_scheduled_times(sync_task, 3)
+    inner.assert_scheduled_times(sync_task, 1)
     assert bgtasks.calls == outer.calls
 
 
