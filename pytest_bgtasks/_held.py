@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+from collections.abc import Callable
 
 from pytest_bgtasks._record import TaskCall
 
@@ -22,12 +23,21 @@ class HeldQueue:
         with self._lock:
             heapq.heappush(self._heap, (call.index, call))
 
-    def pop(self) -> TaskCall | None:
-        """The first task still waiting to run, taken off the queue; None when none is."""
+    def pop(self, matching: Callable[[TaskCall], bool] | None = None) -> TaskCall | None:
+        """The first task still waiting to run (that ``matching`` accepts), taken off the queue;
+        None when none is. The others stay queued."""
         with self._lock:
-            while self._heap:
-                _, call = heapq.heappop(self._heap)
-                if call.status == "held":
+            if matching is None:
+                while self._heap:
+                    _, call = heapq.heappop(self._heap)
+                    if call.status == "held":
+                        return call
+                return None
+            for entry in sorted(self._heap):
+                call = entry[1]
+                if call.status == "held" and matching(call):
+                    self._heap.remove(entry)
+                    heapq.heapify(self._heap)
                     return call
         return None
 

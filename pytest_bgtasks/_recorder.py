@@ -16,8 +16,8 @@ from pytest_bgtasks._core import Core
 from pytest_bgtasks._dependencies import ClosedDependencyWarnings
 from pytest_bgtasks._execution import execute
 from pytest_bgtasks._faults import Fault, FaultKind, Predicate
-from pytest_bgtasks._matching import Target
-from pytest_bgtasks._numbers import checked_seconds
+from pytest_bgtasks._matching import Target, refers_to
+from pytest_bgtasks._numbers import checked_count, checked_seconds
 from pytest_bgtasks._options import Mode
 from pytest_bgtasks._record import TaskCall
 from pytest_bgtasks._rendering import Renderer
@@ -121,9 +121,17 @@ class BackgroundTaskRecorder(CallAssertions):
         return self._core.held.in_order()
 
     def run_all(
-        self, timeout: float | None = None, *, max_chained: int = MAX_CHAINED
+        self,
+        timeout: float | None = None,
+        *,
+        only: Target | None = None,
+        limit: int | None = None,
+        max_chained: int = MAX_CHAINED,
     ) -> list[TaskCall]:
         """Run the held tasks in scheduling order, and those they schedule; return them.
+
+        ``only`` (a function or its name) runs the held tasks of that function alone;
+        ``limit`` runs at most that many tasks. The others stay held.
 
         A failure is recorded (the strict check judges it) and skips the rest of its
         response's tasks, as Starlette would. Raises TimeoutError naming the running task
@@ -133,9 +141,10 @@ class BackgroundTaskRecorder(CallAssertions):
         __tracebackhide__ = True
         self._refuse_in_loop("run_all", "await bgtasks.run_all_async()")
         timeout = _run_timeout(timeout, "run_all")
+        pick = _Selection(only, limit, "run_all")
         bounds = RunBounds("run_all", timeout, max_chained, len(self._calls))
         run = self._runner(None if timeout is not None else without_timeout("run_all"))
-        while (call := self._take_held()) is not None:
+        while pick.wants_more(bounds.ran) and (call := self._take_held(pick.matching)) is not None:
             self._stop_if_bound_reached(bounds, call, timeout)
             if not replay_blocking(run, call, bounds.remaining()):
                 call.expected = call.status == "cancelled"  # the test sees the TimeoutError
@@ -144,17 +153,26 @@ class BackgroundTaskRecorder(CallAssertions):
         return bounds.ran
 
     async def run_all_async(
-        self, timeout: float | None = None, *, max_chained: int = MAX_CHAINED
+        self,
+        timeout: float | None = None,
+        *,
+        only: Target | None = None,
+        limit: int | None = None,
+        max_chained: int = MAX_CHAINED,
     ) -> list[TaskCall]:
         """Like :meth:`run_all`, from async code (asyncio or trio)."""
         __tracebackhide__ = True
         timeout = _run_timeout(timeout, "run_all_async")
+        pick = _Selection(only, limit, "run_all_async")
         bounds = RunBounds("run_all_async", timeout, max_chained, len(self._calls))
         run = self._runner(None if timeout is not None else without_timeout("run_all_async"))
         call: TaskCall | None = None
         try:
             with anyio.fail_after(timeout):
-                while (call := self._take_held()) is not None:
+                while (
+                    pick.wants_more(bounds.ran)
+                    and (call := self._take_held(pick.matching)) is not None
+                ):
                     self._stop_if_bound_reached(bounds, call, timeout)
                     await replay_async(run, call)
                     bounds.ran.append(call)
@@ -200,10 +218,11 @@ class BackgroundTaskRecorder(CallAssertions):
             call.reason = "discarded by the test, never ran"
         return discarded
 
-    def _take_held(self) -> TaskCall | None:
-        """The next held task, after warning about it; a warning raised keeps it held."""
+    def _take_held(self, matching: Callable[[TaskCall], bool] | None = None) -> TaskCall | None:
+        """The next held task (that ``matching`` accepts), after warning about it; a warning
+        raised keeps it held."""
         __tracebackhide__ = True
-        call = self._core.held.pop()
+        call = self._core.held.pop(matching)
         if call is not None:
             try:
                 self._dependency_warnings.warn_once(call)
@@ -337,3 +356,23 @@ def _run_timeout(timeout: object, method: str) -> float | None:
     return checked_seconds(
         timeout, f"bgtasks.{method}(timeout=...)", positive=True, none_means="no bound"
     )
+
+
+class _Selection:
+    """Which held tasks one run takes: those of ``only`` (any, when None), ``limit`` at most."""
+
+    def __init__(self, only: Target | None, limit: int | None, method: str) -> None:
+        __tracebackhide__ = True
+        if only is not None and not (callable(only) or isinstance(only, str)):
+            raise TypeError(
+                f"bgtasks.{method}(only=...) takes the task function or its name as a string,"
+                f" got {only!r}"
+            )
+        self.only = only
+        self.limit = None if limit is None else checked_count(limit, f"bgtasks.{method}(limit=...)")
+
+    def matching(self, call: TaskCall) -> bool:
+        return self.only is None or refers_to(call, self.only)
+
+    def wants_more(self, ran: list[TaskCall]) -> bool:
+        return self.limit is None or len(ran) < self.limit
