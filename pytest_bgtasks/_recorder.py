@@ -108,10 +108,24 @@ class BackgroundTaskRecorder(CallAssertions):
     @contextmanager
     def deferred(self) -> Iterator[BackgroundTaskRecorder]:
         """Hold the tasks scheduled inside this block until the test runs them."""
-        core = self._core
-        previous, core.mode = core.mode, "deferred"
-        try:
+        with self._mode("deferred"):
             yield self
+
+    @contextmanager
+    def eager(self) -> Iterator[BackgroundTaskRecorder]:
+        """Run the tasks scheduled inside this block as in eager mode (in a deferred test).
+
+        Tasks held before the block stay held.
+        """
+        with self._mode("eager"):
+            yield self
+
+    @contextmanager
+    def _mode(self, mode: Mode) -> Iterator[None]:
+        core = self._core
+        previous, core.mode = core.mode, mode
+        try:
+            yield
         finally:
             core.mode = previous
 
