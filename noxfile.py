@@ -71,7 +71,7 @@ _SHOW_VERSIONS = """
 import importlib.metadata as md, sys
 names = ["pytest", "fastapi", "starlette", "anyio", "httpx", "httpx2", "pydantic", "uvicorn",
          "trio", "pytest-xdist", "pytest-asyncio", "pandas", "numpy", "arq", "rq", "redis",
-         "taskiq", "dramatiq"]
+         "taskiq", "dramatiq", "dirty-equals"]
 def version(name):
     try:
         return md.version(name)

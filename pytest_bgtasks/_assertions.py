@@ -197,13 +197,13 @@ class CallAssertions:
             kwargs,
             method=f"{self._owner}.{method}",
             is_secret=self._renderer.is_secret,
+            render=self._renderer.arguments,
         )
         expectation.select(self._scope())
         return expectation
 
     def _expectation(self, expectation: Expectation) -> str:
-        shown = self._renderer.arguments(expectation.shown)
-        return f"a background task {expectation.name}({shown})"
+        return f"a background task {expectation.name}({expectation.described})"
 
     def _fail(
         self, message: str, calls: list[TaskCall] | None = None, notes: list[str] | None = None

@@ -69,6 +69,7 @@ class Expectation:
         *,
         method: str,
         is_secret: Callable[[str], bool],
+        render: Callable[[dict[str, Any]], str],
     ) -> None:
         __tracebackhide__ = True
         check_target(target, method)
@@ -78,8 +79,12 @@ class Expectation:
         self._is_secret = is_secret
         self._key = None if isinstance(target, str) else target_key(target)
         self._bound: dict[Hashable, dict[str, Any] | str] = {}
+        self._render = render
         #: The expected arguments by parameter name, as failure messages show them.
         self.shown = self._bind_to_target(method)
+        #: ``shown`` rendered before any comparison: a matcher's repr may change once it has
+        #: compared (dirty-equals shows the value it last matched).
+        self.described = render(self.shown)
         self._named = not (isinstance(target, str) and args)
         #: The recorded calls that matched, once :meth:`select` ran.
         self.matches: list[TaskCall] = []
@@ -154,6 +159,7 @@ class Expectation:
             else:
                 if not self._named:  # a name's positionals, named after the first function
                     self.shown, self._named = expected, True
+                    self.described = self._render(expected)
             self._bound[binding.key] = expected
         return expected
 
