@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder, CaptureBlock
 from tests.apps import app, async_task, boom, send_email, sync_task
-from tests.test_capture import server_url  # noqa: F401 - the real-server fixture
+from tests.servers import serving
 
 
 def test_a_block_sees_only_what_was_scheduled_inside_it(bgtasks: BackgroundTaskRecorder) -> None:
@@ -126,18 +126,17 @@ def test_tasks_scheduled_by_other_threads_while_open_count(
     block.assert_scheduled_once(sync_task, "item 5")
 
 
-def test_a_real_server_tasks_belong_to_the_open_block(
-    bgtasks: BackgroundTaskRecorder,
-    server_url: str,  # noqa: F811
-) -> None:
-    httpx.post(f"{server_url}/items/1")
-    bgtasks.wait(timeout=5)
-    with bgtasks.capture() as block:
-        httpx.post(f"{server_url}/items/2")
+def test_a_real_server_tasks_belong_to_the_open_block(bgtasks: BackgroundTaskRecorder) -> None:
+    with serving(app) as url:
+        httpx.post(f"{url}/items/1")
         bgtasks.wait(timeout=5)
+        with bgtasks.capture() as block:
+            httpx.post(f"{url}/items/2")
+            bgtasks.wait(timeout=5)
 
     block.assert_scheduled_once(sync_task, "item 2")
     assert [call.arguments for call in block.calls_to(sync_task)] == [{"label": "item 2"}]
+    bgtasks.assert_scheduled_times(sync_task, 2)
 
 
 def test_bad_input_names_the_block_method(bgtasks: BackgroundTaskRecorder) -> None:
