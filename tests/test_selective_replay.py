@@ -65,7 +65,7 @@ def test_a_failure_run_alone_still_skips_the_rest_of_its_response(
     bgtasks.run_all(only=boom)
 
     bgtasks.assert_failed(boom, RuntimeError)
-    assert [call.status for call in bgtasks.calls] == ["scheduled", "failed", "skipped"]
+    assert [call.status for call in bgtasks.calls] == ["held", "failed", "skipped"]
     assert [call.name for call in bgtasks.held] == ["sync_task"]
 
 
