@@ -61,3 +61,9 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
 def apps_source() -> str:
     """The source of tests/apps.py, for pytester projects that need the same apps."""
     return Path(apps.__file__).read_text(encoding="utf-8")
+
+
+def report_body(result: pytest.RunResult) -> str:
+    """An inner run's output above its short test summary, which pytest prints in full on CI
+    (CI set) and cut to the terminal's width elsewhere: counts of a message stay the same."""
+    return result.stdout.str().partition("short test summary info")[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_bgtasks._dependencies import fastapi_version, production_closes_first
+from tests.conftest import report_body
 
 #: FastAPI 0.106 to 0.117 close every yield dependency before the tasks: deferred mode is the same.
 CLOSES_FIRST = production_closes_first(fastapi_version(), None)
@@ -143,7 +144,7 @@ def test_filterwarnings_error_fails_the_test_at_its_line_and_keeps_the_task_held
             "#1 uses_db(db={'open': False})  held  POST /save",
         ]
     )
-    assert result.stdout.str().count("BgTasksWarning: POST /save") == 1, "one error, one place"
+    assert report_body(result).count("BgTasksWarning: POST /save") == 1, "one error, one place"
 
 
 @warns_here

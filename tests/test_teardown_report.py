@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import report_body
+
 HEADER = """
 import anyio
 import pytest
@@ -127,7 +129,7 @@ def test_a_teardown_error_prints_each_traceback_once(project: pytest.Pytester) -
             "#3 async_task(label='after')  skipped  *",
         ]
     )
-    assert result.stdout.str().count("raise RuntimeError(message)") == 1
+    assert report_body(result).count("raise RuntimeError(message)") == 1
 
 
 def test_a_marker_error_is_printed_once(project: pytest.Pytester) -> None:
@@ -138,7 +140,7 @@ def test_a_marker_error_is_printed_once(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         ["pytest-bgtasks: @pytest.mark.bgtasks got unknown keyword(s) mod*"]
     )
-    assert result.stdout.str().count("got unknown keyword(s) mod") == 1
+    assert report_body(result).count("got unknown keyword(s) mod") == 1
     result.stdout.no_fnmatch_line("During handling of the above exception*")
 
 
