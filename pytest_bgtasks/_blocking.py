@@ -3,11 +3,13 @@
 An async task shares its thread with everything else on the loop: while one step of its
 coroutine runs (from one ``await`` that suspends to the next), no other request or task moves.
 ``_steps`` drives the coroutine one step at a time and times each step; the longest is the
-record's ``blocked_for``. Garbage-collection pauses inside a step are not counted: the
-collector stops every thread, and a step that happens to trigger it did not block the loop any
-more than the others. When a limit is set, one watchdog thread for the process wakes when a
-step is due to pass the limit and reads the loop thread's stack, to say which line of the app
-held the loop. Works on any event loop (asyncio, trio): it only sees ``send`` and ``throw``.
+record's ``blocked_for``. Garbage-collection pauses that the loop's thread runs inside a step
+are not counted: a step that happens to trigger a collection did not block the loop any more
+than the others. Collections in other threads are not subtracted: the loop's thread may be
+sleeping in C meanwhile, blocking the loop all the same. When a limit is set, one watchdog
+thread for the process wakes when a step is due to pass the limit and reads the loop thread's
+stack, to say which line of the app held the loop. Works on any event loop (asyncio, trio):
+it only sees ``send`` and ``throw``.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ class BlockingWatch:
         self._threads: dict[int, _LoopThread] = {}
         self._lock = threading.Lock()
         self._where: dict[CodeType, bool] = {}  # the watchdog's cache: is this the app's code?
-        #: Seconds spent collecting garbage while this watch was on, subtracted from steps.
-        self.collecting = _CollectorClock()
+        #: Seconds each loop thread spent collecting garbage, subtracted from its steps.
+        self.collecting = _CollectorClock(self._threads)
 
     def steps(self, awaitable: Awaitable[Any], call: TaskCall) -> Awaitable[Any]:
         """``awaitable`` run one timed step at a time, booking into ``call``."""
@@ -127,20 +129,19 @@ class BlockingWatch:
 def _steps(watch: BlockingWatch, iterator: Any, call: TaskCall) -> Generator[Any, Any, Any]:
     """Drive ``iterator`` as ``yield from`` would, timing each step into ``call``."""
     thread = watch._loop_thread()  # the first step runs on the loop's thread
-    collecting = watch.collecting
     limit = math.inf if watch.limit is None else watch.limit
     resume, value = iterator.send, None
     longest = call.blocked_for = 0.0
     while True:
         outer = thread.started  # a step inside a step: an eagerly started task
-        collected = collecting.seconds
+        collected = thread.collected
         thread.started = started = perf_counter()
         try:
             signal = resume(value)
         except StopIteration as done:
             return done.value
         finally:
-            held = perf_counter() - started - (collecting.seconds - collected)
+            held = perf_counter() - started - (thread.collected - collected)
             thread.started = outer
             if held > longest:
                 longest = call.blocked_for = held
@@ -168,10 +169,12 @@ async def _timed(watch: BlockingWatch, coro: Coroutine[Any, Any, Any], call: Tas
 class _LoopThread:
     """A thread that runs an event loop, and when the timed step it runs now started."""
 
-    __slots__ = ("ident", "started", "sampled")
+    __slots__ = ("ident", "started", "sampled", "collected")
 
     def __init__(self, ident: int) -> None:
         self.ident = ident
+        #: Seconds this thread spent collecting garbage (see ``_CollectorClock``).
+        self.collected = 0.0
         #: ``perf_counter()`` at the start of the step running now; None between steps.
         self.started: float | None = None
         #: (step start, ``file:line``): where the watchdog saw a step past the limit.
@@ -179,19 +182,23 @@ class _LoopThread:
 
 
 class _CollectorClock:
-    """A ``gc.callbacks`` entry that adds up the seconds the garbage collector ran."""
+    """A ``gc.callbacks`` entry that adds the seconds a collection ran to the loop thread that
+    ran it (a collection runs in the thread whose allocation triggered it)."""
 
-    __slots__ = ("seconds", "_began")
+    __slots__ = ("_threads", "_began")
 
-    def __init__(self) -> None:
-        self.seconds = 0.0
+    def __init__(self, threads: dict[int, _LoopThread]) -> None:
+        self._threads = threads
         self._began = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
+        thread = self._threads.get(threading.get_ident())
+        if thread is None:
+            return
         if phase == "start":
             self._began = perf_counter()
         else:
-            self.seconds += perf_counter() - self._began
+            thread.collected += perf_counter() - self._began
 
 
 def describe(call: TaskCall, limit: float) -> str:
