@@ -23,6 +23,7 @@ _MACHINERY = (
         for name in ("pytest_bgtasks", "starlette", "anyio", "asyncio", "concurrent", "fastapi")
     ),
     os.sep + "threading.py",
+    os.sep + os.path.join("celery", "app", "trace.py"),  # Celery's run of a job
 )
 
 

@@ -24,6 +24,7 @@ SOURCES: tuple[tuple[str, str], ...] = (
     ("pytest_bgtasks._sources.rq", "rq"),
     ("pytest_bgtasks._sources.taskiq", "taskiq"),
     ("pytest_bgtasks._sources.dramatiq", "dramatiq"),
+    ("pytest_bgtasks._sources.celery", "celery"),
 )
 
 
