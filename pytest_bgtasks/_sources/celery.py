@@ -120,19 +120,19 @@ def _enqueue(
     """
     options = given if task is None else {**_given(task._get_exec_options()), **given}
     task_id = given.get("task_id") or uuid()
-    message = _encode(app, task, args, kwargs, options)
+    run = _WorkerRun(task, name, task_id, _encode(app, task, args, kwargs, options), options)
     job = JobInfo(
         name,
         queue=_queue(app, task, name, args, kwargs, options),
         options=given,
         aliases=(name,) if task is None else (task, name),
-        runner=_runner(task, name, task_id, message, options),
+        runner=run,
     )
     call = core.schedule(None if task is None else task.run, args, kwargs, "celery", job=job)
     if passes_through(core, call):
         return send()
     dispatch_sync(core, call)
-    return _result(app, task, name, task_id, call, given.get("result_cls"))
+    return _result(app, task, task_id, call, run, given.get("result_cls"))
 
 
 def _given(options: dict[str, Any], **named: Any) -> dict[str, Any]:
@@ -187,50 +187,63 @@ def _queue(
     return None if queue is None else str(getattr(queue, "name", queue))
 
 
-def _runner(
-    task: Task | None,
-    name: str,
-    task_id: str,
-    message: tuple[str, str, Any],
-    options: dict[str, Any],
-) -> Callable[..., Any]:
-    """What runs the job as a worker would: the message decoded, then Celery's ``Task.apply``."""
-    apply_options = {
-        key: value
-        for key, value in options.items()
-        if key not in ("task_id", "throw", "result_cls", "task_type")
-    }
+class _WorkerRun:
+    """Runs one job as a worker would: the message decoded, then Celery's ``Task.apply``.
 
-    def run_like_a_worker(*_args: Any, **_kwargs: Any) -> Any:
-        if task is None:
-            raise UnregisteredTask(name)
-        content_type, encoding, body = message
+    Called with the job's recorded arguments (the record's runner), it runs from the message
+    instead, as a worker does; Celery's ``EagerResult`` of the run is kept for the app.
+    """
+
+    def __init__(
+        self,
+        task: Task | None,
+        name: str,
+        task_id: str,
+        message: tuple[str, str, Any],
+        options: dict[str, Any],
+    ) -> None:
+        self._task = task
+        self._name = name
+        self._task_id = task_id
+        self._message = message
+        self._options = {
+            key: value
+            for key, value in options.items()
+            if key not in ("task_id", "throw", "result_cls", "task_type")
+        }
+        #: Celery's result of the run, once it ran.
+        self.result: EagerResult | None = None
+
+    def __call__(self, *_args: Any, **_kwargs: Any) -> Any:
+        if self._task is None:
+            raise UnregisteredTask(self._name)
+        content_type, encoding, body = self._message
         args, kwargs = loads(body, content_type, encoding, accept=[content_type])  # type: ignore[no-untyped-call]
         # throw=False: Celery's own retry handling runs (a raised Retry would end the run).
-        result = task.apply(args, kwargs, task_id=task_id, throw=False, **apply_options)
+        result = self._task.apply(args, kwargs, task_id=self._task_id, throw=False, **self._options)
+        self.result = result
         if result.state in states.PROPAGATE_STATES:
             outcome = result.result
             raise outcome if isinstance(outcome, BaseException) else Exception(outcome)
         return result.result
 
-    return run_like_a_worker
-
 
 def _result(
     app: Celery,
     task: Task | None,
-    name: str,
     task_id: str,
     call: TaskCall,
+    run: _WorkerRun,
     result_cls: Any,
 ) -> AsyncResult:
-    """What the enqueue returns: the outcome of a job that ran, or a pending AsyncResult."""
+    """What the enqueue returns: Celery's result of a job that ran (one of the job's outcome
+    when a fault changed it), or a pending AsyncResult."""
+    if run.result is not None and call.fault is None:
+        return run.result
     if call.status == "succeeded":
-        return EagerResult(task_id, call.result, states.SUCCESS, name=name)
+        return EagerResult(task_id, call.result, states.SUCCESS)
     if call.status == "failed":
-        return EagerResult(
-            task_id, call.exception, states.FAILURE, traceback=call.traceback, name=name
-        )
+        return EagerResult(task_id, call.exception, states.FAILURE, traceback=call.traceback)
     if task is not None:
         return task.AsyncResult(task_id)
     return (result_cls or app.AsyncResult)(task_id)
