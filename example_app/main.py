@@ -16,6 +16,7 @@ from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, UploadFile
 
 from example_app import db
 from example_app.background import BackgroundJSONResponse
+from example_app.celery_app import process_records
 from example_app.settings import Settings, get_settings
 from example_app.tasks import (
     announce_signup,
@@ -36,6 +37,23 @@ def process_endpoint(
     data: list[dict[str, Any]], background_tasks: BackgroundTasks, settings: SettingsDep
 ) -> BackgroundJSONResponse:
     """Take a list of sales records and total them with pandas in the background, as a job."""
+    job_id = _new_job(data, settings)
+    background_tasks.add_task(process_data, job_id, data, settings)
+    return BackgroundJSONResponse(
+        {"message": "Data is being processed", "job_id": job_id}, settings, status_code=202
+    )
+
+
+@app.post("/process-durable/", status_code=202)
+def process_durable_endpoint(data: list[dict[str, Any]], settings: SettingsDep) -> dict[str, str]:
+    """The same job sent to Celery (``celery_app.py``): a crash of this process loses nothing."""
+    job_id = _new_job(data, settings)
+    process_records.delay(job_id, data)
+    return {"message": "Data is being processed", "job_id": job_id}
+
+
+def _new_job(data: list[dict[str, Any]], settings: Settings) -> str:
+    """A new pending job for ``data``; 413 when there are too many records."""
     if len(data) > settings.max_records:
         raise HTTPException(
             status_code=413,
@@ -43,10 +61,7 @@ def process_endpoint(
         )
     job_id = uuid4().hex
     db.create_job(settings.database_path, settings.database_timeout, job_id, len(data))
-    background_tasks.add_task(process_data, job_id, data, settings)
-    return BackgroundJSONResponse(
-        {"message": "Data is being processed", "job_id": job_id}, settings, status_code=202
-    )
+    return job_id
 
 
 @app.post("/process/upload/", status_code=202)

@@ -39,6 +39,12 @@ class Settings:
     max_concurrent_tasks: int = 4
     #: ``POST /process/`` refuses a larger list of records with 413.
     max_records: int = 10_000
+    #: Seconds ``process_data`` waits before it starts (fetching a large upload, say): while it
+    #: waits, a crash of the process that runs it loses a background task.
+    process_delay: float = 0.0
+    #: Where ``POST /process-durable/`` sends its job (see ``celery_app.py``): a sqlite file
+    #: through kombu's SQLAlchemy transport by default (no server), or ``redis://host:port/0``.
+    broker_url: str = "sqla+sqlite:///celery-broker.sqlite3"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -69,9 +75,14 @@ class Settings:
             )
         if self.max_records < 1:
             raise ValueError(f"max_records must be 1 or more, got {self.max_records}")
-        for name in ("notify_delay", "smtp_timeout", "database_timeout"):
+        for name in ("notify_delay", "smtp_timeout", "database_timeout", "process_delay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+
+    def environ(self) -> dict[str, str]:
+        """These settings as the ``EXAMPLE_*`` variables that ``from_env`` reads back: what a
+        server or a worker started in another process needs."""
+        return {PREFIX + name.upper(): _format(getattr(self, name)) for name in _defaults()}
 
 
 def _defaults() -> dict[str, object]:
@@ -94,6 +105,10 @@ def _parse(raw: str, default: object) -> object:
     if isinstance(default, float):
         return float(raw)
     return raw
+
+
+def _format(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def _kind(default: object) -> str:

@@ -79,10 +79,14 @@ def process_data(
 ) -> dict[str, Any] | None:
     """Summarize the records and store the result in the job's row; return the summary.
 
+    It first waits ``settings.process_delay`` seconds (0 by default), standing for slow I/O
+    before the work: the window in which a crash of the process loses the task.
+
     Bad data is expected, so it is handled here: written to the error log and stored as the
     job's error, and the task ends normally. Anything else (the database is locked, say)
     propagates: the response's safety net logs it too (see ``background.py``).
     """
+    time.sleep(settings.process_delay)
     try:
         summary = summarize_sales(records)
     except InvalidRecords as error:

@@ -1,12 +1,18 @@
 """Fixtures for the example app's tests: settings in a temporary directory, a client, a real
-SMTP server on 127.0.0.1 and a real uvicorn server in a thread."""
+SMTP server on 127.0.0.1, a real uvicorn server in a thread, and real processes (uvicorn, a
+Celery worker, a Redis server) that are always killed at the end."""
 
 from __future__ import annotations
 
 import dataclasses
 import email
 import email.policy
+import os
+import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +20,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
@@ -59,6 +66,16 @@ def app(settings: Settings) -> Iterator[FastAPI]:
     example_app.dependency_overrides[get_settings] = lambda: settings
     yield example_app
     example_app.dependency_overrides.clear()
+
+
+@pytest.fixture
+def environment(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The test's settings as ``EXAMPLE_*`` variables, for code that reads its settings from the
+    environment (a Celery job, as its worker would) rather than from the request."""
+    variables = settings.environ()
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return variables
 
 
 @pytest.fixture
@@ -141,3 +158,148 @@ def live_server(app: FastAPI) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True  # uvicorn waits for running background tasks, then stops
     thread.join(timeout=10)
+
+
+# -- real processes -----------------------------------------------------------------------------
+
+#: The repository: processes run from here, so ``example_app`` imports as it does for the tests.
+ROOT = Path(__file__).resolve().parents[2]
+#: Seconds any one process gets to start, or to finish what a test waits for.
+PROCESS_TIMEOUT = 60.0
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = PROCESS_TIMEOUT) -> Any:
+    """Poll ``condition`` until it returns something truthy; past ``timeout``, fail."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+    return result
+
+
+class Processes:
+    """The test's subprocesses: each logs to a file in ``tmp_path``; all are killed at the end."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with open(self.log_path(name), "ab") as log:
+            process = subprocess.Popen(
+                args, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+            )
+        self._running[name] = process
+        return process
+
+    def log_path(self, name: str) -> Path:
+        return self._directory / f"{name}.log"
+
+    def log(self, name: str) -> str:
+        return self.log_path(name).read_text(encoding="utf-8", errors="replace")
+
+    def check_alive(self, name: str) -> bool:
+        """True while ``name`` runs; fails the test with its log when it has exited."""
+        code = self._running[name].poll()
+        if code is not None:
+            pytest.fail(f"{name} exited with {code}:\n{self.log(name)}")
+        return True
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> int:
+        """Send ``sig`` to ``name`` and wait for it to end (bounded); return its exit code."""
+        process = self._running.pop(name)
+        if process.poll() is None:
+            process.send_signal(sig)
+        try:
+            return process.wait(timeout=PROCESS_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait(timeout=PROCESS_TIMEOUT)
+
+    def kill_all(self) -> None:
+        for name in reversed(list(self._running)):  # the last started may need the first
+            self.kill(name)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    processes = Processes(tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.kill_all()
+
+
+def serve(processes: Processes, env: dict[str, str]) -> str:
+    """The example app under uvicorn in a process of its own; returns its base URL once it
+    answers."""
+    port = free_port()
+    processes.start(
+        "uvicorn",
+        [sys.executable, "-m", "uvicorn", "example_app.main:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        processes.check_alive("uvicorn")
+        try:
+            return httpx.get(f"{url}/jobs/none", timeout=5).status_code == 404
+        except httpx.TransportError:
+            return False
+
+    wait_for(answers, "uvicorn to answer")
+    return url
+
+
+def start_worker(processes: Processes, env: dict[str, str]) -> None:
+    """A real Celery worker for ``example_app.celery_app``, one job at a time."""
+    processes.start(
+        "worker",
+        [sys.executable, "-m", "celery", "-A", "example_app.celery_app", "worker",
+         "--pool=solo", "--loglevel=INFO", "--without-heartbeat", "--without-gossip",
+         "--without-mingle"],
+        env,
+    )  # fmt: skip
+
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "redis",
+            marks=pytest.mark.skipif(REDIS_SERVER is None, reason="no redis-server on PATH"),
+        ),
+    ]
+)
+def broker(request: pytest.FixtureRequest, tmp_path: Path, processes: Processes) -> dict[str, str]:
+    """A broker that outlives the app's processes: a sqlite file through kombu's SQLAlchemy
+    transport, or a real Redis on 127.0.0.1 (when ``redis-server`` is installed). Returns the
+    ``EXAMPLE_*`` variable that points the app and its worker at it."""
+    if request.param == "sqlite":
+        return {"EXAMPLE_BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}"}
+    assert REDIS_SERVER is not None
+    port = free_port()
+    processes.start(
+        "redis",
+        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        {},
+    )  # fmt: skip
+
+    def pongs() -> bool:
+        processes.check_alive("redis")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    wait_for(pongs, "redis-server to answer PING")
+    return {"EXAMPLE_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
