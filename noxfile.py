@@ -13,6 +13,8 @@ Sessions:
 - asyncio_strict  pytest-asyncio installed next to anyio's plugin, asyncio_mode=strict
 - asyncio_auto    the same with asyncio_mode=auto (see the session for what auto mode does)
 - xdist           the whole suite under pytest-xdist, `-n 2`
+- celery_oldest   the Celery tests on the oldest Celery claimed (ci/constraints-celery-oldest.txt)
+- celery_newest   the Celery tests on the newest Celery (the `tests` session runs them too)
 - lint            ruff check, ruff format --check, mypy --strict pytest_bgtasks
 - wheel           python -m build; the wheel in a clean venv runs ci/wheel_smoke/ from a temp dir
 - arq_rq_newest   the newest arq and RQ: their sources' tests (passthrough on a redis-server if any)
@@ -48,6 +50,8 @@ nox.options.sessions = [
     "asyncio_strict",
     "asyncio_auto",
     "xdist",
+    "celery_oldest",
+    "celery_newest",
     "lint",
     "wheel",
     "arq_rq_newest",
@@ -64,14 +68,17 @@ ARQ_RQ_OLDEST = CI / "constraints-arq-rq-oldest.txt"
 ARQ_RQ_TESTS = ("tests/test_arq.py", "tests/test_rq.py")
 TASKIQ_DRAMATIQ_OLDEST = CI / "constraints-taskiq-dramatiq-oldest.txt"
 TASKIQ_DRAMATIQ_TESTS = ("tests/test_taskiq.py", "tests/test_dramatiq.py")
+CELERY_OLDEST = CI / "constraints-celery-oldest.txt"
+#: The Celery source's tests and the example app's durable job (uvicorn, a worker, brokers).
+CELERY_TESTS = ("tests/test_celery.py", "example_app/tests/test_durable_queue.py")
 HTTPX_DEPRECATED = "ignore:Using `httpx` with `starlette.testclient` is deprecated"
 
 # What a session ran on, printed before its tests so a log shows the versions it proved.
 _SHOW_VERSIONS = """
 import importlib.metadata as md, sys
 names = ["pytest", "fastapi", "starlette", "anyio", "httpx", "httpx2", "pydantic", "uvicorn",
-         "trio", "pytest-xdist", "pytest-asyncio", "pandas", "numpy", "arq", "rq", "redis",
-         "taskiq", "dramatiq", "dirty-equals"]
+         "trio", "pytest-xdist", "pytest-asyncio", "pandas", "numpy", "celery", "kombu",
+         "sqlalchemy", "arq", "rq", "redis", "taskiq", "dramatiq", "dirty-equals"]
 def version(name):
     try:
         return md.version(name)
@@ -180,6 +187,25 @@ def xdist(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     _show_versions(session)
     _pytest(session, extra=("-n", "2"))
+
+
+@nox.session(python=PYTHON)
+def celery_oldest(session: nox.Session) -> None:
+    """The Celery tests on the floor of the Celery range (ci/constraints-celery-oldest.txt).
+
+    The Redis variants of the example app's tests run where `redis-server` is on PATH.
+    """
+    session.install("-c", str(CELERY_OLDEST), "-e", ".[test]")
+    _show_versions(session)
+    _pytest(session, *CELERY_TESTS)
+
+
+@nox.session(python=PYTHON)
+def celery_newest(session: nox.Session) -> None:
+    """The Celery tests on the newest Celery, by themselves."""
+    session.install("-e", ".[test]")
+    _show_versions(session)
+    _pytest(session, *CELERY_TESTS)
 
 
 @nox.session(python=PYTHON)
