@@ -275,3 +275,13 @@ def test_a_failed_job_fails_the_test_with_its_kind_shown(
             "  succeeded in *s  POST /welcome/1*",
         ]
     )
+
+
+@pytest.mark.bgtasks(mode="deferred")
+def test_a_hanging_job_is_bounded_by_run_all(bgtasks: BackgroundTaskRecorder) -> None:
+    bgtasks.hang(send_welcome)
+    send_welcome.delay(1)
+
+    with pytest.raises(TimeoutError, match="send_welcome"):
+        bgtasks.run_all(timeout=0.5)
+    assert done == []
