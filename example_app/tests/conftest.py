@@ -164,8 +164,11 @@ def live_server(app: FastAPI) -> Iterator[str]:
 
 #: The repository: processes run from here, so ``example_app`` imports as it does for the tests.
 ROOT = Path(__file__).resolve().parents[2]
-#: Seconds any one process gets to start, or to finish what a test waits for.
-PROCESS_TIMEOUT = 60.0
+#: Seconds a process gets to start, or to finish what a test waits for. A test's waits add up to
+#: well under pytest-timeout's limit (pyproject.toml), so the code that kills them always runs.
+PROCESS_TIMEOUT = 30.0
+#: Seconds a killed process gets to end.
+EXIT_TIMEOUT = 10.0
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = PROCESS_TIMEOUT) -> Any:
@@ -212,10 +215,10 @@ class Processes:
         if process.poll() is None:
             process.send_signal(sig)
         try:
-            return process.wait(timeout=PROCESS_TIMEOUT)
+            return process.wait(timeout=EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
-            return process.wait(timeout=PROCESS_TIMEOUT)
+            return process.wait(timeout=EXIT_TIMEOUT)
 
     def kill_all(self) -> None:
         for name in reversed(list(self._running)):  # the last started may need the first
