@@ -287,7 +287,9 @@ def arq_rq_oldest(session: nox.Session) -> None:
 def _taskiq_dramatiq(session: nox.Session, *constraints: str) -> None:
     # Only what these two test modules import: the whole [test] extra (pandas...) would
     # take most of the session's time to install.
-    session.install(*constraints, "-e", ".[queues]", "fastapi", "httpx", "packaging")
+    session.install(
+        *constraints, "-e", ".[queues]", "fastapi", "httpx", "packaging", "pytest-timeout"
+    )
     _show_versions(session)
     # Installed, so their tests cannot skip themselves for want of the libraries.
     session.run("python", "-c", "import taskiq, dramatiq")
