@@ -1,5 +1,7 @@
 """Arguments that end before their task runs, and the opt-in round trip, as pytest users see them.
 
+Through TestClient, httpx's ASGITransport and a real uvicorn server in a thread.
+
 Each inner test also records what the task really found (``seen``), so the version rules the
 plugin applies are checked against the installed FastAPI on every run.
 """
@@ -11,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from pytest_bgtasks._sources.fastapi import rule
-from tests import lifetimes_app
+from tests import lifetimes_app, servers
 from tests.lifetimes_app import CLOSES_FIRST, HAS_SCOPE
 
 SOURCE = Path(lifetimes_app.__file__).read_text(encoding="utf-8")
+SERVERS = Path(servers.__file__).read_text(encoding="utf-8")
 HINT = "*(arguments that end before their task: see *#arguments-that-must-outlive-the-request;*"
 UPLOAD = 'files={"file": ("a.txt", b"hello")}'
 
@@ -31,6 +34,13 @@ def inner_test(client: str, request: str, *, check: str = "", marker: str = "") 
     if client == "testclient":
         send = f"    TestClient(app).{call}"
         head = "def test_it(bgtasks):"
+    elif client == "uvicorn":  # a real server: the tasks run after the response, so wait
+        send = (
+            "    with serving(app) as url:\n"
+            f"        httpx.post(url + {path!r}{', ' + keywords if keywords else ''}, timeout=30)\n"
+            "        bgtasks.wait(30)"
+        )
+        head = "from servers import serving\n\ndef test_it(bgtasks):"
     else:
         send = (
             "    transport = httpx.ASGITransport(app=app)\n"
@@ -48,13 +58,13 @@ def inner_test(client: str, request: str, *, check: str = "", marker: str = "") 
     )
 
 
-@pytest.fixture(params=["testclient", "asgi"])
+@pytest.fixture(params=["testclient", "asgi", "uvicorn"])
 def client(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 def run(pytester: pytest.Pytester, test: str, *args: str) -> pytest.RunResult:
-    pytester.makepyfile(lifetimes_app=SOURCE, test_it=test)
+    pytester.makepyfile(lifetimes_app=SOURCE, servers=SERVERS, test_it=test)
     return pytester.runpytest("-p", "no:randomly", *args)
 
 
