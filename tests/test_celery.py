@@ -9,14 +9,12 @@ import pytest
 
 pytest.importorskip("celery")
 
-from celery.app.task import Task
 from celery.local import PromiseProxy
 from celery.result import AsyncResult, EagerResult
 from fastapi.testclient import TestClient
 from kombu.exceptions import EncodeError
 
 from pytest_bgtasks import BackgroundTaskRecorder
-from pytest_bgtasks._core import Core
 from pytest_bgtasks._sources import celery as celery_source
 from tests import celery_app
 from tests.celery_app import app, celery, charge, done, render_invoice, send_welcome
@@ -218,18 +216,6 @@ def test_passthrough_sends_to_the_real_broker(
     assert call.status == "scheduled"  # a worker runs it, not the test: never judged
     assert call.reason is not None and "passthrough" in call.reason
     assert done == []
-
-
-def test_the_hooks_are_removed_after_the_test_and_refuse_a_second_recorder() -> None:
-    original = Task.__dict__["apply_async"]
-    with celery_source.install(Core("eager")):
-        assert Task.__dict__["apply_async"] is not original
-        with (
-            pytest.raises(RuntimeError, match="already being recorded"),
-            celery_source.install(Core("eager")),
-        ):
-            pass
-    assert Task.__dict__["apply_async"] is original
 
 
 def test_a_failed_job_fails_the_test_with_its_kind_shown(

@@ -29,8 +29,8 @@ from arq.worker import Function, JobExecutionFailed, Retry, func
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._jobs import dispatch_async, passes_through
 from pytest_bgtasks._record import JobInfo
+from pytest_bgtasks._sources.patching import patched, unpatched
 
-_ORIGINAL = "_bgtasks_original"
 #: ``Worker``'s defaults, where the settings class gives none.
 _MAX_TRIES = 5
 _JOB_TIMEOUT = 300.0
@@ -54,11 +54,7 @@ class FunctionNotFound(JobExecutionFailed):
 @contextmanager
 def install(core: Core) -> Iterator[None]:
     """Record every job enqueued through ``ArqRedis.enqueue_job`` into ``core``."""
-    original = ArqRedis.__dict__["enqueue_job"]
-    if hasattr(original, _ORIGINAL):
-        raise RuntimeError(
-            "arq jobs are already being recorded: only one bgtasks recorder can be active at a time"
-        )
+    (original,) = unpatched("arq jobs", (ArqRedis, "enqueue_job"))
     registry = Registry()
     job_ids: set[str] = set()
 
@@ -98,12 +94,8 @@ def install(core: Core) -> Iterator[None]:
         await dispatch_async(core, call)
         return Job(job_id, redis=redis, _queue_name=queue, _deserializer=redis.job_deserializer)
 
-    setattr(enqueue_job, _ORIGINAL, original)
-    ArqRedis.enqueue_job = enqueue_job  # type: ignore[method-assign,assignment]
-    try:
+    with patched((ArqRedis, "enqueue_job", enqueue_job)):
         yield
-    finally:
-        ArqRedis.enqueue_job = original  # type: ignore[method-assign]
 
 
 class Target:

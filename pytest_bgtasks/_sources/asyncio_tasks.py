@@ -24,8 +24,8 @@ from typing import Any
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._faults import Fault, FaultReleased
 from pytest_bgtasks._record import TaskCall, current_call, current_lifespan, current_request
+from pytest_bgtasks._sources.patching import patched, unpatched
 
-_ORIGINAL = "_bgtasks_original"
 #: Top-level packages whose coroutines are plumbing, not the app's own work.
 _PLUMBING = frozenset(
     {
@@ -76,12 +76,7 @@ OUTLIVED_APP = (
 @contextmanager
 def install(core: Core) -> Iterator[None]:
     """Record the app's asyncio tasks into ``core`` until the block ends, then judge them."""
-    original = asyncio.BaseEventLoop.__dict__["create_task"]
-    if hasattr(original, _ORIGINAL):
-        raise RuntimeError(
-            "asyncio tasks are already being recorded: only one bgtasks recorder can be"
-            " active at a time"
-        )
+    (original,) = unpatched("asyncio tasks", (asyncio.BaseEventLoop, "create_task"))
     watcher = _Watcher(core)
 
     def create_task(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> Any:
@@ -94,12 +89,10 @@ def install(core: Core) -> Iterator[None]:
             return watcher.create(original, loop, coro, work, options)
         return original(loop, coro, **options)
 
-    setattr(create_task, _ORIGINAL, original)
-    asyncio.BaseEventLoop.create_task = create_task  # type: ignore[method-assign,assignment]
     try:
-        yield
+        with patched((asyncio.BaseEventLoop, "create_task", create_task)):
+            yield
     finally:
-        asyncio.BaseEventLoop.create_task = original  # type: ignore[method-assign]
         watcher.judge()
 
 

@@ -28,8 +28,8 @@ from kombu.utils.uuid import uuid
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._jobs import dispatch_sync, passes_through
 from pytest_bgtasks._record import JobInfo, TaskCall
+from pytest_bgtasks._sources.patching import patched, unpatched
 
-_ORIGINAL = "_bgtasks_original"
 #: The task whose own send (``Task.apply_async`` into ``send_task``) is being let through.
 _letting_through: ContextVar[Task | None] = ContextVar("bgtasks_celery_sending", default=None)
 
@@ -49,13 +49,7 @@ class UnregisteredTask(NotRegistered):  # type: ignore[misc]
 @contextmanager
 def install(core: Core) -> Iterator[None]:
     """Record every job the process sends to Celery into ``core`` until the block ends."""
-    apply_async = Task.__dict__["apply_async"]
-    send_task = Celery.__dict__["send_task"]
-    if hasattr(apply_async, _ORIGINAL):
-        raise RuntimeError(
-            "Celery jobs are already being recorded: only one bgtasks recorder can be active"
-            " at a time"
-        )
+    apply_async, send_task = unpatched("Celery jobs", (Task, "apply_async"), (Celery, "send_task"))
 
     def apply_async_patch(
         task: Task,
@@ -92,15 +86,8 @@ def install(core: Core) -> Iterator[None]:
             core, app, _registered(app, name), name, args, kwargs, _given(options), send
         )
 
-    for patch, original in ((apply_async_patch, apply_async), (send_task_patch, send_task)):
-        setattr(patch, _ORIGINAL, original)
-    Task.apply_async = apply_async_patch
-    Celery.send_task = send_task_patch
-    try:
+    with patched((Task, "apply_async", apply_async_patch), (Celery, "send_task", send_task_patch)):
         yield
-    finally:
-        Task.apply_async = apply_async
-        Celery.send_task = send_task
 
 
 def _enqueue(

@@ -26,19 +26,13 @@ from dramatiq.middleware import CurrentMessage
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._jobs import dispatch_sync, passes_through
 from pytest_bgtasks._record import JobInfo
-
-_ORIGINAL = "_bgtasks_original"
+from pytest_bgtasks._sources.patching import patched, unpatched
 
 
 @contextmanager
 def install(core: Core) -> Iterator[None]:
     """Record every Dramatiq message sent in this process into ``core`` until the block ends."""
-    original = Actor.__dict__["send_with_options"]
-    if hasattr(original, _ORIGINAL):
-        raise RuntimeError(
-            "Dramatiq messages are already being recorded: only one bgtasks recorder can be"
-            " active at a time"
-        )
+    (original,) = unpatched("Dramatiq messages", (Actor, "send_with_options"))
 
     def send_with_options(
         actor: Actor[Any, Any],
@@ -66,12 +60,8 @@ def install(core: Core) -> Iterator[None]:
         dispatch_sync(core, call)
         return message
 
-    setattr(send_with_options, _ORIGINAL, original)
-    Actor.send_with_options = send_with_options  # type: ignore[method-assign,assignment]
-    try:
+    with patched((Actor, "send_with_options", send_with_options)):
         yield
-    finally:
-        Actor.send_with_options = original  # type: ignore[method-assign]
 
 
 def _process(actor: Actor[Any, Any], encoded: bytes, *_: Any, **__: Any) -> Any:

@@ -31,8 +31,8 @@ from pytest_bgtasks._core import Core
 from pytest_bgtasks._jobs import dispatch_sync, passes_through
 from pytest_bgtasks._record import JobInfo
 from pytest_bgtasks._replay import in_event_loop
+from pytest_bgtasks._sources.patching import patched, unpatched
 
-_ORIGINAL = "_bgtasks_original"
 #: ``create_job``'s parameters that are the job itself, not options.
 _NOT_OPTIONS = frozenset({"self", "func", "args", "kwargs", "status"})
 
@@ -40,14 +40,9 @@ _NOT_OPTIONS = frozenset({"self", "func", "args", "kwargs", "status"})
 @contextmanager
 def install(core: Core) -> Iterator[None]:
     """Record every job enqueued on an RQ queue into ``core`` until the block ends."""
-    originals = {
-        name: Queue.__dict__[name] for name in ("create_job", "enqueue_job", "schedule_job")
-    }
-    if hasattr(originals["enqueue_job"], _ORIGINAL):
-        raise RuntimeError(
-            "RQ jobs are already being recorded: only one bgtasks recorder can be active at a time"
-        )
-    create_job, enqueue_job, schedule_job = originals.values()
+    create_job, enqueue_job, schedule_job = unpatched(
+        "RQ jobs", (Queue, "create_job"), (Queue, "enqueue_job"), (Queue, "schedule_job")
+    )
     created = _Created(create_job)
 
     def create_job_patch(queue: Queue, *args: Any, **kwargs: Any) -> Job:
@@ -75,15 +70,12 @@ def install(core: Core) -> Iterator[None]:
         extra = {"at": datetime, **more}
         return _enqueue(core, queue, job, created.given(job, extra), JobStatus.SCHEDULED, send)
 
-    patches = (create_job_patch, enqueue_job_patch, schedule_job_patch)
-    for patch, (name, original) in zip(patches, originals.items(), strict=True):
-        setattr(patch, _ORIGINAL, original)
-        setattr(Queue, name, patch)
-    try:
+    with patched(
+        (Queue, "create_job", create_job_patch),
+        (Queue, "enqueue_job", enqueue_job_patch),
+        (Queue, "schedule_job", schedule_job_patch),
+    ):
         yield
-    finally:
-        for name, original in originals.items():
-            setattr(Queue, name, original)
 
 
 class _Created:

@@ -33,6 +33,7 @@ from pytest_bgtasks._record import (
     current_lifespan,
     current_request,
 )
+from pytest_bgtasks._sources.patching import patched, unpatched
 
 _PATCHED = (
     (BackgroundTask, "__init__"),
@@ -41,35 +42,15 @@ _PATCHED = (
     (BackgroundTasks, "add_task"),
     (Starlette, "__call__"),
 )
-_ORIGINAL = "_bgtasks_original"
 
 
 @contextmanager
 def install(core: Core) -> Iterator[None]:
     """Feed ``core`` every task scheduled in this process until the block ends."""
-    if hasattr(BackgroundTask.__dict__["__call__"], _ORIGINAL):
-        raise RuntimeError(
-            "background tasks are already being recorded: only one bgtasks recorder can be"
-            " active at a time"
-        )
-    originals = [owner.__dict__[name] for owner, name in _PATCHED]
-    for (owner, name), original, patch in zip(
-        _PATCHED, originals, _patches(core, originals), strict=True
-    ):
-        setattr(patch, _ORIGINAL, original)
-        setattr(owner, name, patch)
-    try:
+    originals = unpatched("background tasks", *_PATCHED)
+    patches = zip(_PATCHED, _patches(core, originals), strict=True)
+    with patched(*((owner, name, patch) for (owner, name), patch in patches)):
         yield
-    finally:
-        remove_patches()
-
-
-def remove_patches() -> None:
-    """Put Starlette's own methods back wherever a recorder's patch is still in place."""
-    for owner, name in _PATCHED:
-        original = getattr(owner.__dict__[name], _ORIGINAL, None)
-        if original is not None:
-            setattr(owner, name, original)
 
 
 def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:

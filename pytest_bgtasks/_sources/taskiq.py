@@ -29,8 +29,8 @@ from taskiq_dependencies.dependency import Dependency
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._jobs import dispatch_async, passes_through
 from pytest_bgtasks._record import JobInfo
+from pytest_bgtasks._sources.patching import patched, unpatched
 
-_ORIGINAL = "_bgtasks_original"
 _SUFFIX = "__taskiq_original"  # taskiq renames the function it decorates so
 #: Where the receiver hands the result of the run it made, for the runner that asked.
 _outcome: ContextVar[list[Any] | None] = ContextVar("bgtasks_taskiq_outcome", default=None)
@@ -39,12 +39,7 @@ _outcome: ContextVar[list[Any] | None] = ContextVar("bgtasks_taskiq_outcome", de
 @contextmanager
 def install(core: Core) -> Iterator[None]:
     """Record every taskiq job sent in this process into ``core`` until the block ends."""
-    original = AsyncKicker.__dict__["kiq"]
-    if hasattr(original, _ORIGINAL):
-        raise RuntimeError(
-            "taskiq jobs are already being recorded: only one bgtasks recorder can be active"
-            " at a time"
-        )
+    (original,) = unpatched("taskiq jobs", (AsyncKicker, "kiq"))
     receivers = _Receivers()
 
     async def kiq(kicker: AsyncKicker[Any, Any], *args: Any, **kwargs: Any) -> Any:
@@ -64,12 +59,8 @@ def install(core: Core) -> Iterator[None]:
         await dispatch_async(core, call)
         return handle
 
-    setattr(kiq, _ORIGINAL, original)
-    AsyncKicker.kiq = kiq  # type: ignore[method-assign,assignment]
-    try:
+    with patched((AsyncKicker, "kiq", kiq)):
         yield
-    finally:
-        AsyncKicker.kiq = original  # type: ignore[method-assign]
 
 
 def _record(
