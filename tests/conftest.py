@@ -4,12 +4,19 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
+import httpcore  # noqa: F401 - loaded before any in-process pytester run: see below
 import pytest
 from packaging.version import Version
 
 from tests import apps
 
 pytest_plugins = ["pytester"]
+
+# Why httpcore is imported above: an in-process `pytester.runpytest()` unloads, when it ends,
+# every module first imported inside it. httpx imports httpcore on first use and keeps its
+# exception classes; were httpcore first imported by an inner run (an inner test calling a real
+# server), a later test would get a second httpcore whose errors httpx no longer maps, so
+# `except httpx.TransportError` misses a refused connection (seen in a random-order run).
 
 STARLETTE = Version(metadata.version("starlette"))
 ANYIO = Version(metadata.version("anyio"))
