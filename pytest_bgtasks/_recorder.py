@@ -12,6 +12,7 @@ import anyio
 from pytest_bgtasks._assertions import CallAssertions
 from pytest_bgtasks._bounds import MAX_CHAINED, RunBounds, without_timeout
 from pytest_bgtasks._capture import CaptureBlock
+from pytest_bgtasks._concurrent_replay import ConcurrentRun
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._dependencies import ClosedDependencyWarnings
 from pytest_bgtasks._execution import execute
@@ -21,7 +22,14 @@ from pytest_bgtasks._numbers import checked_count, checked_seconds
 from pytest_bgtasks._options import Mode
 from pytest_bgtasks._record import TaskCall
 from pytest_bgtasks._rendering import Renderer
-from pytest_bgtasks._replay import Runner, in_event_loop, replay_async, replay_blocking
+from pytest_bgtasks._replay import (
+    Runner,
+    in_event_loop,
+    replay_async,
+    replay_blocking,
+    run_blocking,
+)
+from pytest_bgtasks._replay_order import Order, ReplayOrder, ReplayPlan
 
 
 class BackgroundTaskRecorder(CallAssertions):
@@ -39,6 +47,8 @@ class BackgroundTaskRecorder(CallAssertions):
         self._calls = core.calls  # the core appends; the recorder reads
         self._renderer = renderer or Renderer()
         self._dependency_warnings = ClosedDependencyWarnings(self._renderer.request)
+        #: How reordered runs ran, for a failing test's report (see ``ReplayOrder.note``).
+        self._replay_notes: list[str] = []
 
     def _scope(self) -> Sequence[TaskCall]:
         return self._calls
@@ -141,11 +151,19 @@ class BackgroundTaskRecorder(CallAssertions):
         only: Target | None = None,
         limit: int | None = None,
         max_chained: int = MAX_CHAINED,
+        order: Order = "scheduled",
+        seed: int | None = None,
+        concurrent: bool = False,
     ) -> list[TaskCall]:
         """Run the held tasks in scheduling order, and those they schedule; return them.
 
         ``only`` (a function or its name) runs the held tasks of that function alone;
         ``limit`` runs at most that many tasks. The others stay held.
+
+        ``order="reversed"`` or ``"random"`` (shuffled with ``seed``; one is picked and shown
+        in a failing test's report when None) reorders the responses, each response's own tasks
+        kept in their order. ``concurrent=True`` runs different responses' tasks at once, as a
+        real server does, each response's in sequence; the tasks come back as they finished.
 
         A failure is recorded (the strict check judges it) and skips the rest of its
         response's tasks, as Starlette would. Raises TimeoutError naming the running task
@@ -156,9 +174,22 @@ class BackgroundTaskRecorder(CallAssertions):
         self._refuse_in_loop("run_all", "await bgtasks.run_all_async()")
         timeout = _run_timeout(timeout, "run_all")
         pick = _Selection(only, limit, "run_all")
+        plan = self._plan("run_all", pick, order, seed, concurrent)
         bounds = RunBounds("run_all", timeout, max_chained, len(self._calls))
         run = self._runner(None if timeout is not None else without_timeout("run_all"))
-        while pick.wants_more(bounds.ran) and (call := self._take_held(pick.matching)) is not None:
+        if concurrent:
+            batch = self._concurrent_run(plan, pick, bounds)
+            first = batch.first_task()
+            finished = run_blocking(
+                lambda: batch.drain(run),
+                None if first is None else first.loop,
+                timeout,
+                name="bgtasks-replay-concurrent",
+            )
+            if not finished:
+                raise TimeoutError(self._concurrent_timeout_message("run_all", timeout, batch))
+            return bounds.ran
+        while pick.wants_more(bounds.ran) and (call := self._take_held(plan)) is not None:
             self._stop_if_bound_reached(bounds, call, timeout)
             if not replay_blocking(run, call, bounds.remaining()):
                 call.expected = call.status == "cancelled"  # the test sees the TimeoutError
@@ -173,20 +204,30 @@ class BackgroundTaskRecorder(CallAssertions):
         only: Target | None = None,
         limit: int | None = None,
         max_chained: int = MAX_CHAINED,
+        order: Order = "scheduled",
+        seed: int | None = None,
+        concurrent: bool = False,
     ) -> list[TaskCall]:
         """Like :meth:`run_all`, from async code (asyncio or trio)."""
         __tracebackhide__ = True
         timeout = _run_timeout(timeout, "run_all_async")
         pick = _Selection(only, limit, "run_all_async")
+        plan = self._plan("run_all_async", pick, order, seed, concurrent)
         bounds = RunBounds("run_all_async", timeout, max_chained, len(self._calls))
         run = self._runner(None if timeout is not None else without_timeout("run_all_async"))
+        if concurrent:
+            batch = self._concurrent_run(plan, pick, bounds)
+            try:
+                with anyio.fail_after(timeout):
+                    await batch.drain(run)
+            except TimeoutError:
+                message = self._concurrent_timeout_message("run_all_async", timeout, batch)
+                raise TimeoutError(message) from None
+            return bounds.ran
         call: TaskCall | None = None
         try:
             with anyio.fail_after(timeout):
-                while (
-                    pick.wants_more(bounds.ran)
-                    and (call := self._take_held(pick.matching)) is not None
-                ):
+                while pick.wants_more(bounds.ran) and (call := self._take_held(plan)) is not None:
                     self._stop_if_bound_reached(bounds, call, timeout)
                     await replay_async(run, call)
                     bounds.ran.append(call)
@@ -195,6 +236,45 @@ class BackgroundTaskRecorder(CallAssertions):
                 call.expected = True  # the test asked for the timeout and sees it raised
             raise TimeoutError(self._timeout_message("run_all_async", timeout, call)) from None
         return bounds.ran
+
+    def _plan(
+        self, method: str, pick: _Selection, order: object, seed: object, concurrent: object
+    ) -> ReplayPlan:
+        """The run's order, checked before anything is taken off the queue, and noted for a
+        failing test's report."""
+        __tracebackhide__ = True
+        replay_order = ReplayOrder(order, seed, method)
+        if not isinstance(concurrent, bool):
+            raise TypeError(
+                f"bgtasks.{method}(concurrent=...) takes True or False, got {concurrent!r}"
+            )
+        note = replay_order.note(concurrent)
+        if note is not None and note not in self._replay_notes:
+            self._replay_notes.append(note)
+        return ReplayPlan(replay_order, pick.matching)
+
+    def _concurrent_run(
+        self, plan: ReplayPlan, pick: _Selection, bounds: RunBounds
+    ) -> ConcurrentRun:
+        return ConcurrentRun(
+            self._core.held,
+            plan,
+            bounds,
+            pick.limit,
+            self._dependency_warnings.warn_once,
+            self._renderer.line,
+        )
+
+    def _concurrent_timeout_message(
+        self, what: str, timeout: float | None, batch: ConcurrentRun
+    ) -> str:
+        cut = batch.cut_short()
+        for call in cut:
+            call.expected = call.status == "cancelled"  # the test sees the TimeoutError
+        if not cut:
+            return self._timeout_message(what, timeout, None)
+        running = "; ".join(self._renderer.line(call) for call in cut)
+        return f"{what}() timed out after {timeout:g}s while running {running}"
 
     def run_next(self) -> TaskCall | None:
         """Run the first held task; return it, or None when nothing is held."""
@@ -232,11 +312,11 @@ class BackgroundTaskRecorder(CallAssertions):
             call.reason = "discarded by the test, never ran"
         return discarded
 
-    def _take_held(self, matching: Callable[[TaskCall], bool] | None = None) -> TaskCall | None:
-        """The next held task (that ``matching`` accepts), after warning about it; a warning
-        raised keeps it held."""
+    def _take_held(self, plan: ReplayPlan | None = None) -> TaskCall | None:
+        """The next held task (the next of ``plan``'s, if given), after warning about it; a
+        warning raised keeps it held."""
         __tracebackhide__ = True
-        call = self._core.held.pop(matching)
+        call = self._core.held.pop() if plan is None else plan.take(self._core.held)
         if call is not None:
             try:
                 self._dependency_warnings.warn_once(call)

@@ -31,28 +31,57 @@ def replay_blocking(run: Runner, call: TaskCall, timeout: float | None) -> bool:
     used as a context manager, uvicorn), so loop-bound resources from the lifespan work;
     otherwise it runs on a fresh loop of the same kind.
     """
-    outcome: list[BaseException] = []
+    finished = run_blocking(
+        lambda: run(call),
+        call.loop,
+        timeout,
+        name=f"bgtasks-replay-{call.index}",
+        cancellable=call.is_async,
+    )
+    return finished and call.status != "cancelled"
 
-    async def bounded(call: TaskCall) -> None:
-        with anyio.move_on_after(timeout):
-            await run(call)
+
+def run_blocking(
+    work: Callable[[], Coroutine[Any, Any, None]],
+    loop: EventLoop | None,
+    timeout: float | None,
+    *,
+    name: str,
+    cancellable: bool = True,
+) -> bool:
+    """Await ``work()`` on ``loop`` while it still runs, else on a fresh loop of its kind, from
+    a worker thread; False when ``timeout`` ran out first.
+
+    At the timeout ``work`` is cancelled; a sync task it waits for cannot be, and runs on.
+    ``cancellable``: whether it may end soon after its cancellation (async tasks), worth a
+    short wait.
+    """
+    outcome: list[BaseException] = []
+    cut_short: list[bool] = []
+
+    async def bounded() -> None:
+        with anyio.move_on_after(timeout) as scope:
+            await work()
+        cut_short.append(scope.cancelled_caught)
 
     def target() -> None:
         try:
-            _run_on_its_loop_or_fresh(bounded, call)
+            if loop is None or not _run_on(loop, bounded):
+                backend = "asyncio" if loop is None else loop.backend
+                anyio.run(bounded, backend=backend)
         except BaseException as exc:  # handed to the calling thread
             outcome.append(exc)
 
-    worker = threading.Thread(target=target, name=f"bgtasks-replay-{call.index}", daemon=True)
+    worker = threading.Thread(target=target, name=name, daemon=True)
     worker.start()
     worker.join(timeout)
-    if worker.is_alive() and call.is_async:
+    if worker.is_alive() and cancellable:
         worker.join(CANCEL_GRACE)  # an async task's cancellation lands at once
     if worker.is_alive():
         return False
     if outcome:
         raise outcome[0]
-    return call.status != "cancelled"
+    return cut_short == [False]
 
 
 async def replay_async(run: Runner, call: TaskCall) -> None:
@@ -65,19 +94,15 @@ async def replay_async(run: Runner, call: TaskCall) -> None:
         await run(call)  # its loop is gone: this loop is the nearest to it
 
 
-def _run_on_its_loop_or_fresh(run: Runner, call: TaskCall) -> None:
-    if not _run_on_its_loop(run, call):
-        backend = "asyncio" if call.loop is None else call.loop.backend
-        anyio.run(run, call, backend=backend)
-
-
 def _run_on_its_loop(run: Runner, call: TaskCall) -> bool:
     """Run on the loop that held ``call``; False when that loop has finished."""
-    loop: EventLoop | None = call.loop
-    if loop is None:
-        return False
+    return call.loop is not None and _run_on(call.loop, run, call)
+
+
+def _run_on(loop: EventLoop, func: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> bool:
+    """Await ``func(*args)`` on ``loop`` from outside it; False when that loop has finished."""
     try:
-        loop.run(run, call)
+        loop.run(func, *args)
     except LoopFinished:
         return False
     return True

@@ -165,6 +165,10 @@ def pytest_runtest_makereport(
         tracebacks = not (report.when == "teardown" and item.stash.get(STRICT_FAILED_KEY, False))
         block = renderer.block(recorder.calls, tracebacks=tracebacks)
         report.sections.append(("background tasks", block))
+    if report.failed and recorder._replay_notes:  # how to run its reordered runs again
+        renderer = item.config.stash[RENDERER_KEY]
+        notes = renderer.scrub("\n".join(recorder._replay_notes), recorder.calls)
+        report.sections.append(("bgtasks replay order", notes))
     if report.when == "teardown":
         if SUMMARY_KEY in item.config.stash:
             report.bgtasks = summary_rows(recorder)  # type: ignore[attr-defined]
