@@ -60,9 +60,10 @@ def test_eager(bgtasks, name):
     TestClient(app).post(f"/{{name}}")
 
 @pytest.mark.bgtasks(mode="deferred")
-def test_deferred(bgtasks):
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_deferred(bgtasks, concurrent):
     TestClient(app).post("/interrupt")
-    bgtasks.run_all(timeout=30)
+    bgtasks.run_all(timeout=30, concurrent=concurrent)
 
 def test_ctrl_c_sync(bgtasks):
     def on_ctrl_c(signum, frame):
@@ -98,7 +99,8 @@ EAGER_NEEDS_ANYIO_4 = anyio_before(
     [
         pytest.param("test_eager[interrupt]", marks=EAGER_NEEDS_ANYIO_4),
         pytest.param("test_eager[interrupt_async]", marks=EAGER_NEEDS_ANYIO_4),
-        "test_deferred",
+        "test_deferred[False]",
+        "test_deferred[True]",
     ],
 )
 def test_a_task_raising_keyboard_interrupt_interrupts_the_run(
