@@ -14,6 +14,7 @@ import anyio
 
 from pytest_bgtasks._bounds import RunBounds
 from pytest_bgtasks._held import HeldQueue
+from pytest_bgtasks._loops import EventLoop
 from pytest_bgtasks._record import TaskCall
 from pytest_bgtasks._replay import Runner, replay_async
 from pytest_bgtasks._replay_order import ReplayPlan
@@ -41,17 +42,23 @@ class ConcurrentRun:
         self._line = line
         #: Every task the run took off the queue, in the order it took them.
         self.taken: list[TaskCall] = []
+        self._first_round: tuple[list[list[TaskCall]], str | None] | None = None
 
-    def first_task(self) -> TaskCall | None:
-        """The first task the run would take (its event loop is the one to run on), if any."""
-        for response in self._plan.next_round(self._held):
-            return response[0]
+    def take_first_round(self) -> EventLoop | None:
+        """Take the first round off the queue now, in the calling thread (a warning points at
+        the test's line there); return the event loop to run on: that of its first task."""
+        self._first_round = self._take_round()
+        for response in self._first_round[0]:
+            return response[0].loop
         return None
 
     async def drain(self, run: Runner) -> None:
         """Run round after round until nothing matching is held (or the limit, or a chain)."""
         while True:
-            responses, chain_error = self._take_round()
+            if self._first_round is not None:
+                (responses, chain_error), self._first_round = self._first_round, None
+            else:
+                responses, chain_error = self._take_round()
             if responses:
                 await self._run_at_once(run, responses)
             if chain_error is not None:

@@ -179,12 +179,11 @@ class BackgroundTaskRecorder(CallAssertions):
         run = self._runner(None if timeout is not None else without_timeout("run_all"))
         if concurrent:
             batch = self._concurrent_run(plan, pick, bounds)
-            first = batch.first_task()
+            loop = batch.take_first_round()
+            if not batch.taken:
+                return bounds.ran
             finished = run_blocking(
-                lambda: batch.drain(run),
-                None if first is None else first.loop,
-                timeout,
-                name="bgtasks-replay-concurrent",
+                lambda: batch.drain(run), loop, timeout, name="bgtasks-replay-concurrent"
             )
             if not finished:
                 raise TimeoutError(self._concurrent_timeout_message("run_all", timeout, batch))

@@ -138,8 +138,9 @@ def test_async_tasks_run_on_the_apps_loop_while_it_lives(bgtasks: BackgroundTask
     assert (call.status, call.result) == ("succeeded", True)
 
 
+@pytest.mark.parametrize("concurrent", [False, True])
 def test_running_held_tasks_after_yield_dependencies_closed_warns(
-    bgtasks: BackgroundTaskRecorder,
+    bgtasks: BackgroundTaskRecorder, concurrent: bool
 ) -> None:
     with_db = FastAPI()
     state = {"open": False}
@@ -160,12 +161,15 @@ def test_running_held_tasks_after_yield_dependencies_closed_warns(
     with warnings.catch_warnings():
         warnings.simplefilter("error", BgTasksWarning)
         with pytest.raises(BgTasksWarning):
-            bgtasks.run_all()
+            bgtasks.run_all(concurrent=concurrent)
     assert len(bgtasks.held) == 1, "a warning turned into an error must not lose the task"
 
-    with pytest.warns(BgTasksWarning, match=r"POST /save has dependencies with yield \(.*get_db\)"):
-        (call,) = bgtasks.run_all()
+    with pytest.warns(
+        BgTasksWarning, match=r"POST /save has dependencies with yield \(.*get_db\)"
+    ) as warned:
+        (call,) = bgtasks.run_all(concurrent=concurrent)
     assert call.result is False, "the dependency had closed before the held task ran"
+    assert warned[0].filename == __file__, "the warning points at the test's line"
 
 
 @pytest.mark.bgtasks(mode="eager")
