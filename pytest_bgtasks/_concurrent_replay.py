@@ -3,7 +3,11 @@
 Each response's tasks run in sequence (a failure skips the rest of them), different responses
 at the same time: async tasks on one event loop, sync ones in worker threads, as Starlette runs
 them. The responses held when a round starts run together; the tasks they schedule form the
-next round. What runs is booked by ``_execution.execute`` in the core's ledger, as any task.
+next round.
+
+A task stays on the core's held queue until its turn comes, and what runs is booked by
+``_execution.execute`` in the core's ledger, as any task: the core, not this run, knows what is
+held and what runs (a shutdown that discards the held tasks stops the run's next ones too).
 """
 
 from __future__ import annotations
@@ -19,9 +23,13 @@ from pytest_bgtasks._record import TaskCall
 from pytest_bgtasks._replay import Runner, replay_async
 from pytest_bgtasks._replay_order import ReplayPlan
 
+#: One round: the responses that run at once, each a list of tasks run in sequence; and why
+#: the run stops after it (a chain of tasks scheduling tasks ran too long), if it does.
+Round = tuple[list[list[TaskCall]], str | None]
+
 
 class ConcurrentRun:
-    """One concurrent run of held tasks: what it took off the queue, and running it."""
+    """One concurrent run of held tasks, round by round."""
 
     def __init__(
         self,
@@ -36,21 +44,21 @@ class ConcurrentRun:
         self._plan = plan
         self._bounds = bounds
         self._limit = limit
-        #: Called on each task taken off the queue before it runs (it may raise: a warning
-        #: as an error); the task goes back on the queue then.
+        #: Called on each task of a round before the round starts (it warns, and may raise: a
+        #: warning as an error); nothing has left the queue then.
         self._admit = admit
         self._line = line
-        #: Every task the run took off the queue, in the order it took them.
+        #: Every task the run took off the queue to run, in the order it took them.
         self.taken: list[TaskCall] = []
-        self._first_round: tuple[list[list[TaskCall]], str | None] | None = None
+        self._first_round: Round | None = None
 
-    def take_first_round(self) -> EventLoop | None:
-        """Take the first round off the queue now, in the calling thread (a warning points at
-        the test's line there); return the event loop to run on: that of its first task."""
-        self._first_round = self._take_round()
-        for response in self._first_round[0]:
-            return response[0].loop
-        return None
+    def plan_first_round(self) -> tuple[bool, EventLoop | None]:
+        """Plan the first round now, in the calling thread (a warning points at the test's
+        line there): whether there is anything to run, and the event loop to run on (that of
+        its first task)."""
+        self._first_round = self._plan_round()
+        responses = self._first_round[0]
+        return bool(responses), responses[0][0].loop if responses else None
 
     async def drain(self, run: Runner) -> None:
         """Run round after round until nothing matching is held (or the limit, or a chain)."""
@@ -58,47 +66,38 @@ class ConcurrentRun:
             if self._first_round is not None:
                 (responses, chain_error), self._first_round = self._first_round, None
             else:
-                responses, chain_error = self._take_round()
+                responses, chain_error = self._plan_round()
             if responses:
                 await self._run_at_once(run, responses)
             if chain_error is not None:
                 raise RuntimeError(chain_error)
-            if not responses:
+            if not responses or self._limit_reached():
                 return
 
-    def cut_short(self) -> list[TaskCall]:
-        """The tasks still running or cancelled when the run stopped (its timeout)."""
-        return [call for call in self.taken if call.status in ("running", "cancelled")]
+    def timeout_message(self, what: str, timeout: float | None) -> str | None:
+        """What a timed-out run says about the tasks it cut short (cancelled ones become
+        expected: the test sees the TimeoutError); None when none had started."""
+        cut = [call for call in self.taken if call.status in ("running", "cancelled")]
+        if not cut:
+            return None
+        for call in cut:
+            call.expected = call.status == "cancelled"
+        running = "; ".join(self._line(call) for call in cut)
+        return f"{what}() timed out after {timeout:g}s while running {running}"
 
-    def _take_round(self) -> tuple[list[list[TaskCall]], str | None]:
-        """The held responses of this round, their tasks taken off the queue; and why the run
-        must stop after them, if a chain of tasks scheduling tasks ran too long."""
+    def _plan_round(self) -> Round:
+        """The held responses of the next round, admitted, still on the queue."""
         responses: list[list[TaskCall]] = []
-        try:
-            for response in self._plan.next_round(self._held):
-                taken: list[TaskCall] = []
-                responses.append(taken)
-                for call in response:
-                    if self._limit is not None and len(self.taken) >= self._limit:
-                        break
-                    if not self._held.remove(call):
-                        continue
-                    try:
-                        self._admit(call)
-                    except BaseException:
-                        self._held.push(call)
-                        raise
-                    chain_error = self._bounds.chain_too_long(call, self._line)
-                    if chain_error is not None:
-                        self._held.push(call)
-                        return [taken for taken in responses if taken], chain_error
-                    taken.append(call)
-                    self.taken.append(call)
-        except BaseException:
-            for taken in responses:
-                self._give_back(taken)
-            raise
-        return [taken for taken in responses if taken], None
+        for response in self._plan.next_round(self._held):
+            planned: list[TaskCall] = []
+            for call in response:
+                self._admit(call)
+                chain_error = self._bounds.chain_too_long(call, self._line)
+                if chain_error is not None:
+                    return [*responses, planned] if planned else responses, chain_error
+                planned.append(call)
+            responses.append(planned)
+        return responses, None
 
     async def _run_at_once(self, run: Runner, responses: list[list[TaskCall]]) -> None:
         try:
@@ -112,21 +111,19 @@ class ConcurrentRun:
             raise inner from None
 
     async def _run_in_sequence(self, run: Runner, response: list[TaskCall]) -> None:
-        for position, call in enumerate(response):
-            if not call.held:  # skipped: an earlier task of its response failed
+        for call in response:
+            if self._limit_reached():
+                return
+            # Taken at its turn: it may have been skipped (an earlier task of its response
+            # failed), discarded or run meanwhile; then it is not on the queue any more.
+            if not self._held.remove(call):
                 continue
-            try:
-                await replay_async(run, call)
-            except BaseException:
-                self._give_back(response[position + 1 :])
-                raise
+            self.taken.append(call)
+            await replay_async(run, call)  # cancelled before it starts: back on the queue
             self._bounds.ran.append(call)
 
-    def _give_back(self, calls: Sequence[TaskCall]) -> None:
-        """Put the tasks that never started back on the queue."""
-        for call in calls:
-            if call.held:
-                self._held.push(call)
+    def _limit_reached(self) -> bool:
+        return self._limit is not None and len(self.taken) >= self._limit
 
 
 def _first_of(error: BaseException) -> BaseException:

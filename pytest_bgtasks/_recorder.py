@@ -174,19 +174,17 @@ class BackgroundTaskRecorder(CallAssertions):
         self._refuse_in_loop("run_all", "await bgtasks.run_all_async()")
         timeout = _run_timeout(timeout, "run_all")
         pick = _Selection(only, limit, "run_all")
-        plan = self._plan("run_all", pick, order, seed, concurrent)
         bounds = RunBounds("run_all", timeout, max_chained, len(self._calls))
+        plan = self._plan("run_all", pick, order, seed, concurrent)
         run = self._runner(None if timeout is not None else without_timeout("run_all"))
         if concurrent:
             batch = self._concurrent_run(plan, pick, bounds)
-            loop = batch.take_first_round()
-            if not batch.taken:
-                return bounds.ran
-            finished = run_blocking(
+            anything, loop = batch.plan_first_round()
+            if anything and not run_blocking(
                 lambda: batch.drain(run), loop, timeout, name="bgtasks-replay-concurrent"
-            )
-            if not finished:
-                raise TimeoutError(self._concurrent_timeout_message("run_all", timeout, batch))
+            ):
+                message = batch.timeout_message("run_all", timeout)
+                raise TimeoutError(message or self._timeout_message("run_all", timeout, None))
             return bounds.ran
         while pick.wants_more(bounds.ran) and (call := self._take_held(plan)) is not None:
             self._stop_if_bound_reached(bounds, call, timeout)
@@ -211,8 +209,8 @@ class BackgroundTaskRecorder(CallAssertions):
         __tracebackhide__ = True
         timeout = _run_timeout(timeout, "run_all_async")
         pick = _Selection(only, limit, "run_all_async")
-        plan = self._plan("run_all_async", pick, order, seed, concurrent)
         bounds = RunBounds("run_all_async", timeout, max_chained, len(self._calls))
+        plan = self._plan("run_all_async", pick, order, seed, concurrent)
         run = self._runner(None if timeout is not None else without_timeout("run_all_async"))
         if concurrent:
             batch = self._concurrent_run(plan, pick, bounds)
@@ -220,8 +218,10 @@ class BackgroundTaskRecorder(CallAssertions):
                 with anyio.fail_after(timeout):
                     await batch.drain(run)
             except TimeoutError:
-                message = self._concurrent_timeout_message("run_all_async", timeout, batch)
-                raise TimeoutError(message) from None
+                message = batch.timeout_message("run_all_async", timeout)
+                raise TimeoutError(
+                    message or self._timeout_message("run_all_async", timeout, None)
+                ) from None
             return bounds.ran
         call: TaskCall | None = None
         try:
@@ -263,17 +263,6 @@ class BackgroundTaskRecorder(CallAssertions):
             self._dependency_warnings.warn_once,
             self._renderer.line,
         )
-
-    def _concurrent_timeout_message(
-        self, what: str, timeout: float | None, batch: ConcurrentRun
-    ) -> str:
-        cut = batch.cut_short()
-        for call in cut:
-            call.expected = call.status == "cancelled"  # the test sees the TimeoutError
-        if not cut:
-            return self._timeout_message(what, timeout, None)
-        running = "; ".join(self._renderer.line(call) for call in cut)
-        return f"{what}() timed out after {timeout:g}s while running {running}"
 
     def run_next(self) -> TaskCall | None:
         """Run the first held task; return it, or None when nothing is held."""

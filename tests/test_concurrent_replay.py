@@ -7,7 +7,6 @@ started, which only ends when they run at the same time. Never with timing.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import anyio
 import httpx
@@ -54,7 +53,7 @@ def rendezvous() -> Rendezvous:
 
 
 @pytest.fixture
-def meeting_app(rendezvous: Rendezvous) -> Iterator[FastAPI]:
+def meeting_app(rendezvous: Rendezvous) -> FastAPI:
     """``POST /{flavour}/{me}?others=...`` schedules a task that meets the others; a second
     task of the same response records that it ran after the first."""
     meeting = FastAPI()
@@ -72,7 +71,7 @@ def meeting_app(rendezvous: Rendezvous) -> Iterator[FastAPI]:
         background_tasks.add_task(rendezvous.meet_async, me, others.split(","))
         background_tasks.add_task(after, me)
 
-    yield meeting
+    return meeting
 
 
 def labels() -> list[str]:
@@ -140,6 +139,32 @@ def test_a_failure_skips_the_rest_of_its_response_only(
     ]
     bgtasks.assert_failed(rendezvous.meet, ValueError)
     assert in_response_order("b") == ["b met a", "b after"]
+
+
+def test_tasks_waiting_for_their_turn_stay_held_in_the_core(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    """What is held stays on the queue until its turn: discarding it (as a shutdown does)
+    while the run goes on keeps it from running."""
+    seen: list[list[int]] = []
+    steps = FastAPI()
+
+    def look_and_discard() -> None:
+        seen.append([call.index for call in bgtasks.held])
+        bgtasks.discard()
+
+    @steps.post("/steps")
+    def endpoint(background_tasks: BackgroundTasks) -> None:
+        background_tasks.add_task(look_and_discard)
+        background_tasks.add_task(apps.record, "never")
+
+    TestClient(steps).post("/steps")
+
+    (ran,) = bgtasks.run_all(concurrent=True, timeout=WAIT)
+
+    assert seen == [[2]]
+    assert [call.status for call in bgtasks.calls] == ["succeeded", "discarded"]
+    assert ran.index == 1 and apps.journal == []
 
 
 def test_limit_and_only_bound_a_concurrent_run(
