@@ -51,6 +51,8 @@ class Core:
         self.blocking = BlockingWatch(blocking_limit)
         #: Task failures by ``id(exception)``, so the app's error path can tell them apart.
         self.failures: dict[int, TaskCall] = {}
+        #: How the test's reordered replays can be run again, for a failing test's report.
+        self.replay_notes: list[str] = []
         self._numbers = itertools.count(1)
         self._scheduling = threading.Lock()  # numbers and order agree across threads
 

@@ -48,7 +48,6 @@ class BackgroundTaskRecorder(CallAssertions):
         self._renderer = renderer or Renderer()
         self._dependency_warnings = ClosedDependencyWarnings(self._renderer.request)
         #: How reordered runs ran, for a failing test's report (see ``ReplayOrder.note``).
-        self._replay_notes: list[str] = []
 
     def _scope(self) -> Sequence[TaskCall]:
         return self._calls
@@ -248,8 +247,8 @@ class BackgroundTaskRecorder(CallAssertions):
                 f"bgtasks.{method}(concurrent=...) takes True or False, got {concurrent!r}"
             )
         note = replay_order.note(concurrent)
-        if note is not None and note not in self._replay_notes:
-            self._replay_notes.append(note)
+        if note is not None and note not in self._core.replay_notes:
+            self._core.replay_notes.append(note)
         return ReplayPlan(replay_order, pick.matching)
 
     def _concurrent_run(

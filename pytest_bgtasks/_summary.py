@@ -17,7 +17,8 @@ import pytest
 from pytest_bgtasks._record import FINAL_STATUSES, STATUSES
 
 if TYPE_CHECKING:
-    from pytest_bgtasks._recorder import BackgroundTaskRecorder
+    from pytest_bgtasks._record import TaskCall
+    from pytest_bgtasks._rendering import Renderer
 
 SLOWEST = 5
 
@@ -41,11 +42,11 @@ class SessionRow(TaskRow):
     test: str
 
 
-def summary_rows(recorder: BackgroundTaskRecorder) -> list[TaskRow]:
-    """The recorder's tasks as JSON-ready rows, rendered by its renderer (redaction applied)."""
+def summary_rows(calls: Sequence[TaskCall], renderer: Renderer) -> list[TaskRow]:
+    """A test's tasks as JSON-ready rows, rendered by ``renderer`` (redaction applied)."""
     rows: list[TaskRow] = []
-    for call in recorder.calls:
-        shown = recorder._renderer.redacted(call)
+    for call in calls:
+        shown = renderer.redacted(call)
         rows.append(
             TaskRow(
                 index=call.index,

@@ -14,11 +14,12 @@ from pytest_bgtasks._rendering import Renderer
 from pytest_bgtasks._summary import SessionSummary, summary_rows
 
 if TYPE_CHECKING:  # imported when a test first asks for the fixture: start-up stays light
+    from pytest_bgtasks._core import Core
     from pytest_bgtasks._recorder import BackgroundTaskRecorder
 
 DEFAULTS_KEY = pytest.StashKey[Options]()
 RENDERER_KEY = pytest.StashKey[Renderer]()
-RECORDER_KEY = pytest.StashKey["BackgroundTaskRecorder"]()
+CORE_KEY: pytest.StashKey[Core] = pytest.StashKey()
 SUMMARY_KEY = pytest.StashKey[SessionSummary]()
 TEARDOWN_TIMEOUT_KEY = pytest.StashKey[float]()
 STRICT_FAILED_KEY = pytest.StashKey[bool]()
@@ -136,7 +137,7 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
         check = ArgumentCheck(lifetimes=options.lifetimes, roundtrip=options.roundtrip)
     core = Core(options.mode, options.queues, check, blocking_limit=options.blocking_limit)
     recorder = BackgroundTaskRecorder(core, renderer)
-    request.node.stash[RECORDER_KEY] = recorder
+    request.node.stash[CORE_KEY] = core
     with installed(core):
         try:
             yield recorder
@@ -155,21 +156,20 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, None]:
     outcome = yield
-    recorder = item.stash.get(RECORDER_KEY, None)
-    if recorder is None:
+    core = item.stash.get(CORE_KEY, None)
+    if core is None:
         return
     report: pytest.TestReport = outcome.get_result()
-    if report.failed and recorder.calls:
-        renderer = item.config.stash[RENDERER_KEY]
+    renderer = item.config.stash[RENDERER_KEY]
+    if report.failed and core.calls:
         # The strict check's error shows the tracebacks already: list the tasks without them.
         tracebacks = not (report.when == "teardown" and item.stash.get(STRICT_FAILED_KEY, False))
-        block = renderer.block(recorder.calls, tracebacks=tracebacks)
+        block = renderer.block(core.calls, tracebacks=tracebacks)
         report.sections.append(("background tasks", block))
-    if report.failed and recorder._replay_notes:  # how to run its reordered runs again
-        renderer = item.config.stash[RENDERER_KEY]
-        notes = renderer.scrub("\n".join(recorder._replay_notes), recorder.calls)
+    if report.failed and core.replay_notes:  # how to run its reordered runs again
+        notes = renderer.scrub("\n".join(core.replay_notes), core.calls)
         report.sections.append(("bgtasks replay order", notes))
     if report.when == "teardown":
         if SUMMARY_KEY in item.config.stash:
-            report.bgtasks = summary_rows(recorder)  # type: ignore[attr-defined]
-        del item.stash[RECORDER_KEY]  # the record holds arguments and results: free them
+            report.bgtasks = summary_rows(core.calls, renderer)  # type: ignore[attr-defined]
+        del item.stash[CORE_KEY]  # the record holds arguments and results: free them
