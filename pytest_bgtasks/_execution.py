@@ -15,6 +15,7 @@ from pytest_bgtasks._faults import Fault, FaultReleased
 from pytest_bgtasks._ledger import Ledger
 from pytest_bgtasks._outcomes import skip_rest_of_batch
 from pytest_bgtasks._record import NOT_STARTED, TaskCall, current_call
+from pytest_bgtasks._shutdown import CUT_SHORT, ShutDown, cancellable
 
 
 async def execute(
@@ -110,7 +111,8 @@ def _body(
 async def _run_async(core: Core, call: TaskCall, func: Callable[..., Any]) -> Any:
     core.ledger.start(call)
     try:
-        return await core.blocking.steps(func(*call.args, **call.kwargs), call)
+        with cancellable(call):
+            return await core.blocking.steps(func(*call.args, **call.kwargs), call)
     finally:
         core.ledger.stop(call)
 
@@ -141,6 +143,12 @@ def _book_failure(
         call.reason = "hung by fault until the test ended"
         call.expected = True
         skip_rest_of_batch(call)
+        return "released"
+    if isinstance(exc, ShutDown):
+        call.status = "cancelled"
+        call.reason = str(exc)
+        call.expected = True  # the test asked for it
+        skip_rest_of_batch(call, CUT_SHORT)
         return "released"
     if _is_cancellation(exc):
         started = call.status not in NOT_STARTED

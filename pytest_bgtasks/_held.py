@@ -63,5 +63,14 @@ class HeldQueue:
             self._heap.clear()
             return waiting
 
+    def discard(self, reason: str) -> list[TaskCall]:
+        """Empty the queue, marking each task still waiting "discarded" with ``reason``; return
+        them, in order."""
+        discarded = self.clear()
+        for call in discarded:
+            call.status = "discarded"
+            call.reason = reason
+        return discarded
+
     def _waiting(self) -> list[TaskCall]:
         return [call for _, call in sorted(self._heap) if call.status == "held"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from pytest_bgtasks._record import TaskCall
 
@@ -30,7 +31,7 @@ class Ledger:
     def leave(self) -> None:
         with self._lock:
             self.busy -= 1
-            if self.busy == 0 and self._waiters:
+            if self._waiters:  # each waits for its own condition: idle, or chosen tasks done
                 self._idle.notify_all()
 
     def start(self, call: TaskCall) -> None:
@@ -47,9 +48,13 @@ class Ledger:
             self.running -= 1
 
     def wait_idle(self, timeout: float | None) -> bool:
+        return self.wait_until(lambda: self.busy == 0, timeout)
+
+    def wait_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Block until ``done()`` is true, checked each time work leaves; False at the timeout."""
         with self._lock:
             self._waiters += 1
             try:
-                return self._idle.wait_for(lambda: self.busy == 0, timeout)
+                return self._idle.wait_for(done, timeout)
             finally:
                 self._waiters -= 1

@@ -63,6 +63,26 @@ class EventLoop:
             raise LoopFinished from None
         return future.result()
 
+    def call_soon(self, func: Callable[[], object]) -> None:
+        """Have this loop call ``func()`` soon, from any thread, without waiting for it.
+
+        Raises :class:`LoopFinished` when the loop has finished first.
+        """
+        if self.backend == "trio":
+            trio = sys.modules["trio"]
+            try:
+                self.native.run_sync_soon(func)
+            except trio.RunFinishedError:
+                raise LoopFinished from None
+            return
+        loop: asyncio.AbstractEventLoop = self.native
+        if loop.is_closed() or not loop.is_running():  # a stopped loop would never call it
+            raise LoopFinished
+        try:
+            loop.call_soon_threadsafe(func)
+        except RuntimeError:  # "Event loop is closed"
+            raise LoopFinished from None
+
     def __repr__(self) -> str:
         return f"<EventLoop {self.backend} {self.native!r}>"
 

@@ -20,6 +20,7 @@ from pytest_bgtasks._callables import (
 
 if TYPE_CHECKING:
     from pytest_bgtasks._loops import EventLoop
+    from pytest_bgtasks._shutdown import Cancellation
 
 #: A task's status; the one list of them, in the order reports count them (the README's table
 #: of statuses is checked against it).
@@ -184,6 +185,7 @@ class TaskCall:
         "job",
         "blocked_for",
         "blocked_at",
+        "cancellation",
         "_arguments",
         "_binding",
         "_aliases",
@@ -235,6 +237,9 @@ class TaskCall:
         self.blocked_for: float | None = None
         #: ``file:line`` of the app's code seen holding the loop past the blocking limit.
         self.blocked_at: str | None = None
+        #: What cancels it from any thread while it runs on an event loop (``shutdown()``
+        #: uses it); None for work no loop runs (a sync task, in its worker thread).
+        self.cancellation: Cancellation | None = None
         self._arguments: dict[str, Any] | None = None
         self._binding: Binding | None = None
         self._aliases: Aliases | None = None

@@ -30,6 +30,7 @@ from pytest_bgtasks._replay import (
     run_blocking,
 )
 from pytest_bgtasks._replay_order import Order, ReplayOrder, ReplayPlan
+from pytest_bgtasks._shutdown import shut_down, shut_down_async
 
 
 class BackgroundTaskRecorder(CallAssertions):
@@ -293,11 +294,7 @@ class BackgroundTaskRecorder(CallAssertions):
 
     def discard(self) -> list[TaskCall]:
         """Throw the held tasks away, as a crash after the response would; return them."""
-        discarded = self._core.held.clear()
-        for call in discarded:
-            call.status = "discarded"
-            call.reason = "discarded by the test, never ran"
-        return discarded
+        return self._core.held.discard("discarded by the test, never ran")
 
     def _take_held(self, plan: ReplayPlan | None = None) -> TaskCall | None:
         """The next held task (the next of ``plan``'s, if given), after warning about it; a
@@ -342,6 +339,27 @@ class BackgroundTaskRecorder(CallAssertions):
             held = self._renderer.block(self.held, tracebacks=False)
             return f"{what}() timed out after {timeout:g}s; still held, not started:\n{held}"
         return f"{what}() timed out after {timeout:g}s while running {self._renderer.line(call)}"
+
+    # -- shutdown rehearsal ------------------------------------------------------------------
+
+    def shutdown(self, grace: float = 1.0) -> list[TaskCall]:
+        """Do what a server does when it stops; return the tasks it cut short.
+
+        Held tasks are discarded. Running tasks get up to ``grace`` seconds to end; then the
+        async ones are cancelled on their event loop (their ``finally`` blocks run; status
+        "cancelled", expected) and waited for. A sync task still running cannot be stopped (a
+        thread cannot be cancelled): it is returned as "running", its reason saying so, and
+        teardown still waits for it and judges how it ends.
+        """
+        __tracebackhide__ = True
+        self._refuse_in_loop("shutdown", "await bgtasks.shutdown_async()")
+        return shut_down(self._core, checked_seconds(grace, "bgtasks.shutdown(grace=...)"))
+
+    async def shutdown_async(self, grace: float = 1.0) -> list[TaskCall]:
+        """Like :meth:`shutdown`, from async code, without blocking the event loop."""
+        __tracebackhide__ = True
+        grace = checked_seconds(grace, "bgtasks.shutdown_async(grace=...)")
+        return await shut_down_async(self._core, grace)
 
     # -- faults -----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import anyio
 
 from pytest_bgtasks._loops import EventLoop, LoopFinished, current_loop, in_worker_thread
 from pytest_bgtasks._record import TaskCall
+from pytest_bgtasks._shutdown import cut_short
 
 #: Seconds a timed-out replay gets for an async task's cancellation to land.
 CANCEL_GRACE = 0.5
@@ -25,7 +26,8 @@ def in_event_loop() -> bool:
 def replay_blocking(run: Runner, call: TaskCall, timeout: float | None) -> bool:
     """Run ``call`` from a thread with no event loop; False when ``timeout`` ran out first.
 
-    An async task is cancelled at the timeout; a sync one cannot be, and runs on.
+    An async task is cancelled at the timeout; a sync one cannot be, and runs on. One that
+    ``shutdown()`` cancelled meanwhile has ended, not timed out.
 
     The task goes back to the loop that held it when that loop still runs (a ``TestClient``
     used as a context manager, uvicorn), so loop-bound resources from the lifespan work;
@@ -38,7 +40,7 @@ def replay_blocking(run: Runner, call: TaskCall, timeout: float | None) -> bool:
         name=f"bgtasks-replay-{call.index}",
         cancellable=call.is_async,
     )
-    return finished and call.status != "cancelled"
+    return finished and (call.status != "cancelled" or cut_short(call))
 
 
 def run_blocking(
@@ -57,12 +59,12 @@ def run_blocking(
     short wait.
     """
     outcome: list[BaseException] = []
-    cut_short: list[bool] = []
+    timed_out: list[bool] = []
 
     async def bounded() -> None:
         with anyio.move_on_after(timeout) as scope:
             await work()
-        cut_short.append(scope.cancelled_caught)
+        timed_out.append(scope.cancelled_caught)
 
     def target() -> None:
         try:
@@ -81,7 +83,7 @@ def run_blocking(
         return False
     if outcome:
         raise outcome[0]
-    return cut_short == [False]
+    return timed_out == [False]
 
 
 async def replay_async(run: Runner, call: TaskCall) -> None:

@@ -23,7 +23,9 @@ from typing import Any
 
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._faults import Fault, FaultReleased
+from pytest_bgtasks._loops import EventLoop
 from pytest_bgtasks._record import TaskCall, current_call, current_lifespan, current_request
+from pytest_bgtasks._shutdown import Cancellation
 from pytest_bgtasks._sources.patching import patched, unpatched
 
 #: Top-level packages whose coroutines are plumbing, not the app's own work.
@@ -137,7 +139,8 @@ class _Watcher:
         if counted:
             core.ledger.enter()
         task.add_done_callback(partial(self._done, call, fault, counted))
-        self._refs[call.index] = weakref.ref(task, partial(self._collected, call, counted))
+        ref = self._refs[call.index] = weakref.ref(task, partial(self._collected, call, counted))
+        call.cancellation = Cancellation(EventLoop("asyncio", loop), partial(_cancel, ref))
         return task
 
     def app_work(self, coro: CoroutineType[Any, Any, Any]) -> Work | None:
@@ -172,7 +175,10 @@ class _Watcher:
         exception = None if task.cancelled() else getattr(task, "_exception", None)  # unretrieved
         if task.cancelled():
             call.status = "cancelled"
-            if fault is not None and fault.kind == "hang":
+            if call.cancellation is not None and call.cancellation.reason is not None:
+                call.reason = call.cancellation.reason  # shutdown() cancelled it
+                call.expected = True
+            elif fault is not None and fault.kind == "hang":
                 call.reason = "hung by fault until cancelled"
                 call.expected = True
             else:
@@ -372,6 +378,13 @@ def _runs_a_loop(frame: FrameType | None) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def _cancel(ref: weakref.ref[asyncio.Task[Any]]) -> None:
+    """Cancel the task, if it still exists (held weakly, it may be gone)."""
+    task = ref()
+    if task is not None:
+        task.cancel()
 
 
 def _cancel_reason(call: TaskCall) -> str:
