@@ -144,6 +144,36 @@ NUMBERS = [
         "wait_async-none",
     ),
     bad(
+        lambda b: b.shutdown(grace=-1),
+        ValueError,
+        rf"bgtasks.shutdown\(grace=...\) {SECONDS_GE_0}-1",
+        "shutdown-negative",
+    ),
+    bad(
+        lambda b: b.shutdown(grace=math.nan),
+        ValueError,
+        rf"bgtasks.shutdown\(grace=...\) {SECONDS_GE_0}nan",
+        "shutdown-nan",
+    ),
+    bad(
+        lambda b: b.shutdown(grace="1"),
+        TypeError,
+        rf"bgtasks.shutdown\(grace=...\) {SECONDS_GE_0}'1'",
+        "shutdown-str",
+    ),
+    bad(
+        lambda b: b.shutdown(grace=None),
+        TypeError,
+        rf"bgtasks.shutdown\(grace=...\) {SECONDS_GE_0}None",
+        "shutdown-none",
+    ),
+    bad(
+        lambda b: run_async(b.shutdown_async, grace=math.inf),
+        ValueError,
+        rf"bgtasks.shutdown_async\(grace=...\) {SECONDS_GE_0}inf",
+        "shutdown_async-inf",
+    ),
+    bad(
         lambda b: b.delay(sync_task, math.nan),
         ValueError,
         rf"bgtasks.delay\(seconds=...\) {SECONDS_GE_0}nan",
@@ -375,6 +405,8 @@ REFUSED_RUNS = [
     pytest.param(lambda b: run_async(b.run_all_async, timeout=math.nan), id="run_all_async-nan"),
     pytest.param(lambda b: run_async(b.run_all_async, timeout=True), id="run_all_async-bool"),
     pytest.param(lambda b: b.run("not a task"), id="run-str"),
+    pytest.param(lambda b: b.shutdown(grace=-1), id="shutdown-negative"),
+    pytest.param(lambda b: run_async(b.shutdown_async, grace=math.nan), id="shutdown_async-nan"),
 ]
 
 

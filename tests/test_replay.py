@@ -87,8 +87,9 @@ def assert_both_ran(bgtasks: BackgroundTaskRecorder, ran: list[Any]) -> list[str
         (lambda bgtasks: bgtasks.run_all(timeout=5), "await bgtasks.run_all_async()"),
         (lambda bgtasks: bgtasks.run_next(), "await bgtasks.run_all_async()"),
         (lambda bgtasks: bgtasks.wait(timeout=5), "await bgtasks.wait_async()"),
+        (lambda bgtasks: bgtasks.shutdown(), "await bgtasks.shutdown_async()"),
     ],
-    ids=["run_all", "run_next", "wait"],
+    ids=["run_all", "run_next", "wait", "shutdown"],
 )
 async def test_blocking_calls_inside_a_running_loop_point_to_the_async_ones(
     bgtasks: BackgroundTaskRecorder,

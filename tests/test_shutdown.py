@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, suppress
 
 import anyio
 import httpx
@@ -282,11 +283,146 @@ def test_a_run_all_in_another_thread_is_cut_short_without_a_timeout_error(
     ]
 
 
-@pytest.mark.anyio
-async def test_shutdown_inside_a_running_loop_points_to_shutdown_async(
-    bgtasks: BackgroundTaskRecorder, anyio_backend: str
+
+async def poll_forever() -> None:
+    await asyncio.Event().wait()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    poller = asyncio.create_task(poll_forever())
+    yield
+    poller.cancel()
+    with suppress(asyncio.CancelledError):
+        await poller
+
+
+def test_the_apps_lifespan_tasks_are_left_to_its_shut_down(
+    bgtasks: BackgroundTaskRecorder,
 ) -> None:
-    with pytest.raises(
-        RuntimeError, match=r"inside a running event loop.*use await bgtasks.shutdown_async\(\)"
-    ):
-        bgtasks.shutdown()
+    with_lifespan = FastAPI(lifespan=lifespan)
+    with_lifespan.mount("/", app)
+    with TestClient(with_lifespan) as client:
+        [poller] = bgtasks.calls
+        requester = threading.Thread(target=client.post, args=("/async/a",))
+        requester.start()
+        started()
+
+        cut = bgtasks.shutdown(grace=0)
+
+        requester.join(PATIENCE)
+        assert [call.name for call in cut] == ["waits_forever", "later"]
+        assert poller.status == "running"
+    assert (poller.status, poller.reason) == ("cancelled", "cancelled by the app")
+
+
+INNER_APP = """
+import threading
+
+from fastapi import BackgroundTasks, FastAPI
+from starlette.testclient import TestClient
+
+started, release = threading.Event(), threading.Event()
+app = FastAPI()
+
+
+def export(label):
+    started.set()
+    release.wait(30)
+    raise ConnectionError("the export server went away")
+
+
+@app.post("/export/{label}")
+async def start(label: str, background_tasks: BackgroundTasks):
+    background_tasks.add_task(export, label)
+
+
+def request_in_a_thread(client):
+    requester = threading.Thread(target=client.post, args=("/export/a",))
+    requester.start()
+    assert started.wait(30)
+    return requester
+"""
+
+
+def test_a_sync_task_that_fails_after_shutdown_fails_the_test_saying_why(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        inner_app=INNER_APP,
+        test_export="""
+        from inner_app import TestClient, app, release, request_in_a_thread
+
+        def test_export(bgtasks):
+            with TestClient(app) as client:
+                requester = request_in_a_thread(client)
+                [call] = bgtasks.shutdown(grace=0)
+                assert call.status == "running"
+                release.set()
+                requester.join(30)
+        """,
+    )
+
+    result = pytester.runpytest_subprocess(timeout=60)
+
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*1 background task problem(s):",
+            "*#1 export(label='a')  failed in *  POST /export/a (/export/{label})  not stopped by"
+            " bgtasks.shutdown(grace=0): a sync task runs in a worker thread, and a thread"
+            " cannot be cancelled;*",
+            "*ConnectionError: the export server went away",
+        ]
+    )
+
+
+def test_tasks_cut_short_by_shutdown_do_not_fail_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_cut="""
+        import anyio
+        import threading
+        from fastapi import BackgroundTasks, FastAPI
+        from starlette.testclient import TestClient
+
+        started = threading.Event()
+        app = FastAPI()
+
+        async def sync_report():
+            started.set()
+            await anyio.sleep_forever()
+
+        def notify():
+            pass
+
+        @app.post("/report")
+        async def report(background_tasks: BackgroundTasks):
+            background_tasks.add_task(sync_report)
+            background_tasks.add_task(notify)
+
+        def test_cut(bgtasks):
+            with TestClient(app) as client:
+                with bgtasks.deferred():
+                    client.post("/report")
+                runner = threading.Thread(target=bgtasks.run_all)
+                runner.start()
+                assert started.wait(30)
+                cut = bgtasks.shutdown(grace=0)
+                runner.join(30)
+            assert [call.status for call in cut] == ["cancelled", "discarded"]
+            assert False, "show the tasks"
+        """,
+    )
+
+    result = pytester.runpytest_subprocess(timeout=60)
+
+    result.assert_outcomes(failed=1)  # by its own assert: no teardown error
+    result.stdout.fnmatch_lines(
+        [
+            "*- background tasks -*",
+            "#1 sync_report()  cancelled in *  POST /report  cancelled by"
+            " bgtasks.shutdown(grace=0): still running when the grace ended",
+            "#2 notify()  discarded  POST /report  discarded by bgtasks.shutdown(): the server"
+            " stopped before it ran",
+        ]
+    )
