@@ -1,4 +1,5 @@
-"""Scenario 5: a task closes its sqlite3 connection in ``finally``, even on failure.
+"""Scenario 5: a task closes its sqlite3 connection in ``finally``, even on failure, and
+when the server stops while it runs.
 
 The task of ``POST /process/`` stores its result through ``db.finish_job``, which opens a
 connection and closes it in ``finally``. The ``connections`` fixture keeps every connection
@@ -8,8 +9,11 @@ the app opens, so the tests can check each one is closed afterwards.
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -81,3 +85,43 @@ def test_connection_is_closed_when_the_task_fails(
     assert "process_data: IntegrityError: disk quota exceeded" in (
         settings.error_log_path.read_text()
     )
+
+
+def test_connection_is_closed_when_the_server_stops_while_the_task_waits_on_the_database(
+    live_server: str,
+    bgtasks: BackgroundTaskRecorder,
+    configure: Callable[..., Settings],
+    connections: list[sqlite3.Connection],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = configure(database_timeout=30.0)  # the task waits for the lock, not an error
+    other_writer = sqlite3.connect(
+        settings.database_path, isolation_level=None, check_same_thread=False
+    )
+    task_waits = threading.Event()
+    recording_connect = db.connect  # the connections fixture's
+
+    def connect(path: Path, timeout: float) -> sqlite3.Connection:
+        connection = recording_connect(path, timeout)
+        if len(connections) == 2:  # the task's: another writer takes the database first
+            other_writer.execute("BEGIN EXCLUSIVE")
+            task_waits.set()
+        return connection
+
+    monkeypatch.setattr(db, "connect", connect)
+    response = httpx.post(f"{live_server}/process/", json=SALES, timeout=10)
+    assert response.status_code == 202
+    assert task_waits.wait(30)
+
+    # The server stops now: a sync task runs in a worker thread, which nothing can cancel.
+    [call] = bgtasks.shutdown(grace=0)
+
+    assert call.func is process_data and call.status == "running"
+    assert call.reason is not None and "a thread cannot be cancelled" in call.reason
+    other_writer.execute("ROLLBACK")  # the other writer lets go: the task goes on, and ends
+    other_writer.close()
+    bgtasks.wait(timeout=30)
+    assert call.status == "succeeded"
+    assert len(connections) == 2 and all(is_closed(connection) for connection in connections)
+    job = db.read_job(settings.database_path, 5, response.json()["job_id"])
+    assert job is not None and job["status"] == "done"
