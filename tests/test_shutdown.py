@@ -240,13 +240,15 @@ async def test_shutdown_async_cancels_a_task_on_the_tests_own_loop(
     bgtasks: BackgroundTaskRecorder, anyio_backend: str
 ) -> None:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        async with anyio.create_task_group() as group:
-            group.start_soon(client.post, "/async/a")  # returns once its tasks ended
-            while not gates.started.is_set():
-                await anyio.sleep(0)  # the request runs on this loop: let it
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(client.post, "/async/a")  # returns once its tasks ended
+        while not gates.started.is_set():
+            await anyio.sleep(0)  # the request runs on this loop: let it
 
-            cut = await bgtasks.shutdown_async(grace=0)
+        cut = await bgtasks.shutdown_async(grace=0)
 
     assert [call.status for call in cut] == ["cancelled", "skipped"]
     assert gates.cleaned_up.is_set() and gates.ran == []
@@ -281,7 +283,6 @@ def test_a_run_all_in_another_thread_is_cut_short_without_a_timeout_error(
         ("later", "discarded"),
         ("later", "discarded"),
     ]
-
 
 
 async def poll_forever() -> None:
