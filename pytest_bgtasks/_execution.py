@@ -15,7 +15,7 @@ from pytest_bgtasks._faults import Fault, FaultReleased
 from pytest_bgtasks._ledger import Ledger
 from pytest_bgtasks._outcomes import skip_rest_of_batch
 from pytest_bgtasks._record import NOT_STARTED, TaskCall, current_call
-from pytest_bgtasks._shutdown import CUT_SHORT, ShutDown, cancellable
+from pytest_bgtasks._shutdown import ShutDown, cancellable
 
 
 async def execute(
@@ -147,8 +147,7 @@ def _book_failure(
     if isinstance(exc, ShutDown):
         call.status = "cancelled"
         call.reason = str(exc)
-        call.expected = True  # the test asked for it
-        skip_rest_of_batch(call, CUT_SHORT)
+        call.expected = True  # the test asked for it; the tasks after it are skipped already
         return "released"
     if _is_cancellation(exc):
         started = call.status not in NOT_STARTED

@@ -5,19 +5,15 @@ from __future__ import annotations
 from pytest_bgtasks._record import NOT_STARTED, RequestInfo, TaskCall
 
 
-def skip_rest_of_batch(failed: TaskCall, what: str = "failed") -> None:
-    """Mark the tasks after ``failed`` in its response as skipped, as Starlette skips them;
-    ``what`` happened to it, in words."""
-    for call in rest_of_batch(failed):
+def skip_rest_of_batch(failed: TaskCall) -> None:
+    """Mark the tasks after ``failed`` in its response as skipped, as Starlette skips them."""
+    batch = failed.batch or []
+    if failed not in batch:
+        return
+    for call in batch[batch.index(failed) + 1 :]:
         if call.status in NOT_STARTED:
             call.status = "skipped"
-            call.reason = f"skipped: #{failed.index} {failed.name} {what} before it"
-
-
-def rest_of_batch(call: TaskCall) -> list[TaskCall]:
-    """The tasks after ``call`` in its response, in order."""
-    batch = call.batch or []
-    return batch[batch.index(call) + 1 :] if call in batch else []
+            call.reason = f"skipped: #{failed.index} {failed.name} failed before it"
 
 
 def drop_unrun(request: RequestInfo) -> None:

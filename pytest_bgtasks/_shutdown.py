@@ -20,14 +20,12 @@ import anyio
 
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._loops import EventLoop, LoopFinished, current_loop
-from pytest_bgtasks._outcomes import rest_of_batch
 from pytest_bgtasks._record import TaskCall
 
 #: Seconds shutdown waits for the work it cancelled to finish its clean-up (``finally``).
 CLEANUP_WAIT = 5.0
-#: What happened to a task cut short, as the skipped tasks after it in its response say.
-CUT_SHORT = "was cancelled by bgtasks.shutdown()"
 DISCARDED = "discarded by bgtasks.shutdown(): the server stopped before it ran"
+SKIPPED = "skipped: bgtasks.shutdown() stopped its response before it started"
 
 
 class ShutDown(BaseException):
@@ -83,79 +81,92 @@ def cut_short(call: TaskCall) -> bool:
 
 def shut_down(core: Core, grace: float) -> list[TaskCall]:
     """Rehearse a server's stop from a thread with no event loop; return the work cut short."""
-    discarded = core.held.discard(DISCARDED)
-    cancelled: list[TaskCall] = []
-    unstoppable: list[TaskCall] = []
+    cut = _Cut(core, grace)
     if not core.ledger.wait_idle(grace):
-        cancelled, unstoppable = _cancel_running(core, grace)
-        if not core.ledger.wait_until(lambda: _ended(cancelled), CLEANUP_WAIT):
-            _note_unfinished(cancelled)
-    return _cut(discarded, cancelled, unstoppable, core)
+        cut.cancel_running()
+        if not core.ledger.wait_until(cut.cancelled_ended, CLEANUP_WAIT):
+            cut.note_unfinished()
+    return cut.done()
 
 
 async def shut_down_async(core: Core, grace: float) -> list[TaskCall]:
     """Like :func:`shut_down`, from async code, without blocking its event loop."""
-    discarded = core.held.discard(DISCARDED)
-    cancelled: list[TaskCall] = []
-    unstoppable: list[TaskCall] = []
+    cut = _Cut(core, grace)
     if not await _waited(lambda: core.ledger.busy == 0, grace):
-        cancelled, unstoppable = _cancel_running(core, grace)
-        if not await _waited(lambda: _ended(cancelled), CLEANUP_WAIT):
-            _note_unfinished(cancelled)
-    return _cut(discarded, cancelled, unstoppable, core)
+        cut.cancel_running()
+        if not await _waited(cut.cancelled_ended, CLEANUP_WAIT):
+            cut.note_unfinished()
+    return cut.done()
 
 
-def _cancel_running(core: Core, grace: float) -> tuple[list[TaskCall], list[TaskCall]]:
-    """Ask every running task's loop to cancel it; return those asked, and those none can stop.
+class _Cut:
+    """The work one shutdown cuts short; held tasks are discarded as it begins."""
 
-    A lifespan's tasks may rightly run as long as the app: its shut-down stops them.
-    """
-    reason = f"cancelled by bgtasks.shutdown(grace={grace:g}): still running when the grace ended"
-    cancelled: list[TaskCall] = []
-    unstoppable: list[TaskCall] = []
-    for call in list(core.calls):  # the app may schedule more meanwhile, from other threads
-        if call.status != "running" or call.lifespan is not None:
-            continue
-        if call.cancellation is not None and call.cancellation.request(reason):
-            cancelled.append(call)
-            continue
-        call.reason = f"not stopped by bgtasks.shutdown(grace={grace:g}): " + (
-            "a sync task runs in a worker thread, and a thread cannot be cancelled; a server"
-            " stops waiting for it, and its process's exit kills it mid-way (the test still"
-            " waits for it at teardown, and judges how it ends)"
-            if call.cancellation is None
-            else "its event loop has finished, so nothing can cancel it"
-        )
-        unstoppable.append(call)
-    return cancelled, unstoppable
+    def __init__(self, core: Core, grace: float) -> None:
+        self._core = core
+        self._grace = grace
+        self._discarded = core.held.discard(DISCARDED)
+        self._cancelled: list[TaskCall] = []
+        self._unstoppable: list[TaskCall] = []
+        self._skipped: list[TaskCall] = []
+
+    def cancel_running(self) -> None:
+        """Ask every running task's loop to cancel it; note those none can stop.
+
+        A response's tasks not started yet are skipped, as cancelling the response skips them.
+        A lifespan's tasks may rightly run as long as the app: its shut-down stops them.
+        """
+        grace = f"bgtasks.shutdown(grace={self._grace:g})"
+        reason = f"cancelled by {grace}: still running when the grace ended"
+        calls = list(self._core.calls)  # the app may schedule more, from other threads
+        for call in calls:  # first, so that none starts once the task before it is cancelled
+            if _response_runs_it_next(call):
+                call.status = "skipped"
+                call.reason = SKIPPED
+                self._skipped.append(call)
+        for call in calls:
+            if call.status != "running" or call.lifespan is not None:
+                continue
+            elif call.cancellation is not None and call.cancellation.request(reason):
+                self._cancelled.append(call)
+            else:
+                call.reason = f"not stopped by {grace}: " + (
+                    "a sync task runs in a worker thread, and a thread cannot be cancelled; a"
+                    " server stops waiting for it, and its process's exit kills it mid-way (the"
+                    " test still waits for it at teardown, and judges how it ends)"
+                    if call.cancellation is None
+                    else "its event loop has finished, so nothing can cancel it"
+                )
+                self._unstoppable.append(call)
+
+    def cancelled_ended(self) -> bool:
+        return all(call.status != "running" for call in self._cancelled)
+
+    def note_unfinished(self) -> None:
+        for call in self._cancelled:
+            if call.status == "running" and call.cancellation is not None:
+                call.reason = (
+                    f"{call.cancellation.reason}; its clean-up had not finished"
+                    f" {CLEANUP_WAIT:g}s later"
+                )
+
+    def done(self) -> list[TaskCall]:
+        """Everything cut short, in scheduling order, with the tasks held while the running
+        ones were waited for."""
+        self._discarded += self._core.held.discard(DISCARDED)
+        cut = {*self._discarded, *self._cancelled, *self._unstoppable, *self._skipped}
+        return sorted(cut, key=lambda call: call.index)
 
 
-def _ended(calls: list[TaskCall]) -> bool:
-    return all(call.status != "running" for call in calls)
-
-
-def _note_unfinished(cancelled: list[TaskCall]) -> None:
-    for call in cancelled:
-        if call.status == "running" and call.cancellation is not None:
-            call.reason = (
-                f"{call.cancellation.reason}; its clean-up had not finished {CLEANUP_WAIT:g}s later"
-            )
-
-
-def _cut(
-    discarded: list[TaskCall], cancelled: list[TaskCall], unstoppable: list[TaskCall], core: Core
-) -> list[TaskCall]:
-    """Everything cut short, in scheduling order: the tasks skipped after a cancelled one
-    too, and the tasks held while the running ones were waited for."""
-    skipped = [
-        later
-        for call in cancelled
-        if cut_short(call)
-        for later in rest_of_batch(call)
-        if later.status == "skipped" and later.reason is not None and CUT_SHORT in later.reason
-    ]
-    discarded += core.held.discard(DISCARDED)
-    return sorted({*discarded, *cancelled, *unstoppable, *skipped}, key=lambda call: call.index)
+def _response_runs_it_next(call: TaskCall) -> bool:
+    """True for a task whose response has started running its tasks, not started itself."""
+    request = call.request
+    return (
+        call.status == "scheduled"
+        and call.job is None  # a queue's job is not the response's to run
+        and request is not None
+        and request.dispatched_at is not None
+    )
 
 
 async def _waited(done: Callable[[], bool], timeout: float) -> bool:

@@ -125,7 +125,7 @@ def test_an_async_task_past_the_grace_is_cancelled_on_the_servers_loop(
         assert gates.cleaned_up.is_set(), "its finally block ran before shutdown() returned"
         assert (skipped.name, skipped.status) == ("later", "skipped")
         assert skipped.reason == (
-            "skipped: #1 waits_forever was cancelled by bgtasks.shutdown() before it"
+            "skipped: bgtasks.shutdown() stopped its response before it started"
         )
         assert gates.ran == []
 
