@@ -127,7 +127,7 @@ class _Cut:
         for call in calls:
             if call.status != "running" or call.lifespan is not None:
                 continue
-            elif call.cancellation is not None and call.cancellation.request(reason):
+            if call.cancellation is not None and call.cancellation.request(reason):
                 self._cancelled.append(call)
             else:
                 call.reason = f"not stopped by {grace}: " + (
