@@ -90,6 +90,13 @@ async def start_sync(label: str, background_tasks: BackgroundTasks) -> dict[str,
     return {"label": label}
 
 
+@app.post("/sync-then-more/{label}")
+async def start_sync_then_more(label: str, background_tasks: BackgroundTasks) -> dict[str, str]:
+    background_tasks.add_task(waits_in_a_thread, label)
+    background_tasks.add_task(later, label)
+    return {"label": label}
+
+
 @app.post("/quick/{label}")
 async def quick(label: str, background_tasks: BackgroundTasks) -> dict[str, str]:
     background_tasks.add_task(later, label)
@@ -168,6 +175,21 @@ def test_a_sync_task_cannot_be_stopped_and_is_judged_when_it_ends(
         bgtasks.wait(timeout=PATIENCE)
 
     assert (call.status, call.result) == ("succeeded", "a")
+
+
+def test_the_tasks_after_an_unstoppable_one_never_start(bgtasks: BackgroundTaskRecorder) -> None:
+    with serving(app) as url:
+        httpx.post(f"{url}/sync-then-more/a")
+        started()
+
+        [running, skipped] = bgtasks.shutdown(grace=0)
+
+        gates.release.set()
+        bgtasks.wait(timeout=PATIENCE)
+    assert running.status == "succeeded"
+    assert (skipped.name, skipped.status) == ("later", "skipped")
+    assert skipped.reason == "skipped: bgtasks.shutdown() stopped its response before it started"
+    assert gates.ran == []  # as uvicorn's cancel of the response skips it
 
 
 def test_held_tasks_are_discarded(bgtasks: BackgroundTaskRecorder) -> None:
