@@ -15,7 +15,7 @@ from pytest_bgtasks._faults import Fault, FaultReleased
 from pytest_bgtasks._ledger import Ledger
 from pytest_bgtasks._outcomes import skip_rest_of_batch
 from pytest_bgtasks._record import NOT_STARTED, TaskCall, current_call
-from pytest_bgtasks._shutdown import ShutDown, cancellable
+from pytest_bgtasks._shutdown import Cancellable, ShutDown
 
 
 async def execute(
@@ -111,7 +111,7 @@ def _body(
 async def _run_async(core: Core, call: TaskCall, func: Callable[..., Any]) -> Any:
     core.ledger.start(call)
     try:
-        with cancellable(call):
+        with Cancellable(call):
             return await core.blocking.steps(func(*call.args, **call.kwargs), call)
     finally:
         core.ledger.stop(call)

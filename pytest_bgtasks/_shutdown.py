@@ -12,9 +12,12 @@ lifespan's own shut-down.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
 
 import anyio
 
@@ -55,19 +58,60 @@ class Cancellation:
         return True
 
 
-@contextmanager
-def cancellable(call: TaskCall) -> Iterator[None]:
-    """Let ``shutdown()`` cancel the async work that ``call`` runs in this block.
+class Cancellable:
+    """While ``call``'s async work runs in this block, ``shutdown()`` can cancel it from any
+    thread; that cancellation ends the block with :class:`ShutDown`, for the caller to book.
 
-    Its cancellation ends the block with :class:`ShutDown`, for the caller to book.
+    On asyncio the block's task is cancelled, as uvicorn cancels it, and only while it is in
+    the block; on trio, a cancel scope around the block is.
     """
-    loop = current_loop()
-    assert loop is not None, "async work runs on an event loop"
-    with anyio.CancelScope() as scope:
-        cancellation = call.cancellation = Cancellation(loop, scope.cancel)
-        yield
-    if scope.cancelled_caught and cancellation.reason is not None:
-        raise ShutDown(cancellation.reason)
+
+    __slots__ = ("_call", "_task", "_scope", "_inside", "_cancelled", "_cancellation")
+
+    def __init__(self, call: TaskCall) -> None:
+        self._call = call
+        self._task: asyncio.Task[Any] | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._inside = False
+        self._cancelled = False  # the task was cancelled, from the loop, while in the block
+
+    def __enter__(self) -> None:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no asyncio loop in this thread: trio's
+            task = None
+        cancel: Callable[[], object]
+        if task is not None:
+            self._task = task
+            loop = EventLoop("asyncio", task.get_loop())
+            cancel = self._cancel_task
+        else:
+            trio_loop = current_loop()
+            assert trio_loop is not None, "async work runs on an event loop"
+            loop = trio_loop
+            self._scope = anyio.CancelScope()
+            cancel = self._scope.__enter__().cancel
+        self._inside = True
+        self._cancellation = self._call.cancellation = Cancellation(loop, cancel)
+
+    def _cancel_task(self) -> None:
+        if self._inside and self._task is not None:  # else it has left: the cancel is late
+            self._cancelled = self._task.cancel()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._inside = False
+        reason = self._cancellation.reason
+        if self._scope is not None:
+            if self._scope.__exit__(kind, exc, tb) and reason is not None:
+                raise ShutDown(reason)  # the scope caught its own cancellation
+            return
+        if not self._cancelled or reason is None or not isinstance(exc, asyncio.CancelledError):
+            return
+        if sys.version_info >= (3, 11) and self._task is not None and self._task.uncancel():
+            return  # cancelled by something else too: that cancellation goes on
+        raise ShutDown(reason) from None
 
 
 def cut_short(call: TaskCall) -> bool:
