@@ -32,6 +32,13 @@ class Gates:
         self.release = threading.Event()
         self.cleaned_up = threading.Event()
         self.ran: list[str] = []
+        self._started_as: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def started_as(self, label: str) -> threading.Event:
+        """Set once the task given ``label`` started."""
+        with self._lock:
+            return self._started_as.setdefault(label, threading.Event())
 
 
 gates = Gates()
@@ -47,6 +54,7 @@ def fresh_gates() -> Iterator[Gates]:
 
 async def waits_forever(label: str) -> None:
     gates.started.set()
+    gates.started_as(label).set()
     try:
         await anyio.sleep_forever()
     finally:
@@ -255,6 +263,39 @@ def test_an_asyncio_task_on_a_testclient_portal_is_cancelled(
         [call] = bgtasks.shutdown(grace=0)
 
         assert call.status == "cancelled" and gates.cleaned_up.is_set()
+
+
+@pytest.mark.bgtasks(mode="deferred")
+def test_a_concurrent_run_all_in_another_thread_is_cut_short_without_a_timeout_error(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    outcome: list[object] = []
+    with TestClient(app) as client:
+        client.post("/async/a")  # waits_forever("a"), then later("a")
+        client.post("/async/b")  # the same, run at the same time
+
+        def run_all() -> None:
+            try:
+                outcome.append(bgtasks.run_all(concurrent=True))
+            except BaseException as error:  # handed to the test's thread
+                outcome.append(error)
+
+        runner = threading.Thread(target=run_all)
+        runner.start()
+        assert gates.started_as("a").wait(PATIENCE) and gates.started_as("b").wait(PATIENCE)
+
+        cut = bgtasks.shutdown(grace=0)
+
+        runner.join(PATIENCE)
+    [ran] = outcome
+    assert isinstance(ran, list) and sorted(call.args for call in ran) == [("a",), ("b",)]
+    assert [(call.name, call.args, call.status) for call in cut] == [
+        ("waits_forever", ("a",), "cancelled"),
+        ("later", ("a",), "discarded"),
+        ("waits_forever", ("b",), "cancelled"),
+        ("later", ("b",), "discarded"),
+    ]
+    assert gates.ran == []
 
 
 @pytest.mark.anyio
