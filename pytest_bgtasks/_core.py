@@ -37,8 +37,12 @@ class Core:
         check: ArgumentCheck | None = None,
         *,
         blocking_limit: float | None = DEFAULT_BLOCKING_LIMIT,
+        contain: bool = True,
     ) -> None:
         self.mode: Mode = mode
+        #: Whether a task's exception stops at the outermost app (the client gets the response
+        #: a real client gets) or leaves it, as it would without the plugin.
+        self.contain = contain
         #: What queue sources do with jobs: "intercept" them, or let them "passthrough".
         self.queues: Queues = queues
         #: Judges each task's arguments as it is scheduled; None when no check is on.
@@ -88,6 +92,10 @@ class Core:
         """
         call.hold(current_loop())
         self.held.push(call)
+
+    def contains(self, exc: BaseException) -> bool:
+        """True when the outermost app keeps ``exc`` in: a task failure, and containment on."""
+        return self.contain and self.caused_by_task_failure(exc)
 
     def caused_by_task_failure(self, exc: BaseException) -> bool:
         """True when ``exc`` is, wraps (``raise ... from``), or groups only task failures.

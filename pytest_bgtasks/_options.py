@@ -21,15 +21,18 @@ DEFAULT_BLOCKING_LIMIT = 0.1
 
 MARKER = "bgtasks"
 MARKER_DOC = (
-    "bgtasks(*, mode='eager', strict=True, queues='intercept', lifetimes=True, roundtrip=None,"
-    " blocking_limit=0.1): configure the bgtasks fixture for this test: mode 'eager' runs"
-    " background tasks as Starlette does, 'deferred' holds them until bgtasks.run_all();"
-    " strict=False stops failed or dropped tasks from erroring the test; queues='passthrough'"
-    " sends queue jobs (Celery, arq, taskiq, Dramatiq, RQ) to the real broker and only records"
-    " them; lifetimes=False stops arguments that end before the task runs (the request, a"
-    " closed upload or dependency value) from erroring it; roundtrip='json' or 'pickle' errors"
-    " it when a background task's arguments do not survive that serializer; blocking_limit is"
-    " the seconds an async task may hold the event loop without yielding (None: no limit)."
+    "bgtasks(*, mode='eager', strict=True, queues='intercept', lifetimes=True, "
+    "roundtrip=None, blocking_limit=0.1, contain=True): configure the bgtasks fixture for "
+    "this test: mode 'eager' runs background tasks as Starlette does, 'deferred' holds them "
+    "until bgtasks.run_all(); strict=False stops failed or dropped tasks from erroring the "
+    "test; queues='passthrough' sends queue jobs (Celery, arq, taskiq, Dramatiq, RQ) to the "
+    "real broker and only records them; lifetimes=False stops arguments that end before the "
+    "task runs (the request, a closed upload or dependency value) from erroring it; "
+    "roundtrip='json' or 'pickle' errors it when a background task's arguments do not survive"
+    " that serializer; blocking_limit is the seconds an async task may hold the event loop "
+    "without yielding (None: no limit); contain=False lets a background task's exception "
+    "leave the app as it would without the plugin (the client raises it, a server logs it), "
+    "to test the app's error reporting."
 )
 
 
@@ -45,6 +48,7 @@ class Options:
         lifetimes: bool = True,
         roundtrip: str | None = None,
         blocking_limit: float | None = DEFAULT_BLOCKING_LIMIT,
+        contain: bool = True,
     ) -> None:
         if mode not in MODES:
             raise ValueError(
@@ -54,7 +58,7 @@ class Options:
             raise ValueError(
                 f"bgtasks queues must be one of {', '.join(map(repr, QUEUES))}, got {queues!r}"
             )
-        for name, value in (("strict", strict), ("lifetimes", lifetimes)):
+        for name, value in (("strict", strict), ("lifetimes", lifetimes), ("contain", contain)):
             if not isinstance(value, bool):
                 raise TypeError(f"bgtasks {name} must be True or False, got {value!r}")
         if roundtrip is not None and roundtrip not in ROUNDTRIPS:
@@ -70,6 +74,8 @@ class Options:
         self.blocking_limit = checked_seconds(
             blocking_limit, "bgtasks blocking_limit", positive=True, none_means="no limit"
         )
+        #: False: a background task's exception leaves the app, as it would without the plugin.
+        self.contain = contain
 
     @classmethod
     def from_ini(cls, config: pytest.Config) -> Options:
@@ -105,6 +111,7 @@ class Options:
             "lifetimes": self.lifetimes,
             "roundtrip": self.roundtrip,
             "blocking_limit": self.blocking_limit,
+            "contain": self.contain,
         }
         for marker in reversed(list(item.iter_markers(MARKER))):
             if marker.args:

@@ -114,7 +114,7 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
     faults with ``bgtasks.fail(func, exc)``. At teardown a task that failed or never ran errors
     the test, unless expected, and so does an argument that ends before its task runs in
     production. Configure with ``@pytest.mark.bgtasks(mode=..., strict=..., lifetimes=...,
-    roundtrip=...)``.
+    roundtrip=..., contain=...)``.
     """
     from pytest_bgtasks import _strict
     from pytest_bgtasks._core import Core
@@ -135,7 +135,13 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
     check = None
     if options.strict and (options.lifetimes or options.roundtrip is not None):
         check = ArgumentCheck(lifetimes=options.lifetimes, roundtrip=options.roundtrip)
-    core = Core(options.mode, options.queues, check, blocking_limit=options.blocking_limit)
+    core = Core(
+        options.mode,
+        options.queues,
+        check,
+        blocking_limit=options.blocking_limit,
+        contain=options.contain,
+    )
     recorder = BackgroundTaskRecorder(core, renderer)
     request.node.stash[CORE_KEY] = core
     with installed(core):

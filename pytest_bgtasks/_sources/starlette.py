@@ -6,7 +6,7 @@ version goes through (FastAPI's own ``BackgroundTasks.__call__`` is not, since 0
 ``BackgroundTasks.__init__``/``add_task`` tell which tasks share a response;
 ``Starlette.__call__`` (outermost app only) tells which request scheduled a task, whether a real
 server or an in-process client that waits for the tasks sent it, and contains task failures, so
-clients get the response a real client would get.
+clients get the response a real client would get (unless the test says ``contain=False``).
 """
 
 from __future__ import annotations
@@ -40,8 +40,27 @@ _PATCHED = (
     (BackgroundTask, "__call__"),
     (BackgroundTasks, "__init__"),
     (BackgroundTasks, "add_task"),
-    (Starlette, "__call__"),
 )
+
+
+class _AppHook:
+    """The ``Starlette.__call__`` patch, and the core it feeds (None: it passes straight through).
+
+    Another library may wrap it while a test records: sentry-sdk's Starlette integration
+    replaces ``Starlette.__call__`` at its first ``init``, calling what was there before, for
+    the rest of the process. The hook cannot be taken out of that wrapper, so it stays in it,
+    inert, and the next recorder feeds it rather than wrapping the wrapper: the hook then sits
+    inside the other library's, the same in every test, whichever test initialised it first.
+    """
+
+    def __init__(self, original: Callable[..., Any]) -> None:
+        self.original = original
+        self.core: Core | None = None
+        self.patch = _app_patch(self, original)
+
+
+#: The hook in ``Starlette.__call__``'s chain, installed or left inside another's wrapper.
+_app_hook: _AppHook | None = None
 
 
 @contextmanager
@@ -49,12 +68,40 @@ def install(core: Core) -> Iterator[None]:
     """Feed ``core`` every task scheduled in this process until the block ends."""
     originals = unpatched("background tasks", *_PATCHED)
     patches = zip(_PATCHED, _patches(core, originals), strict=True)
-    with patched(*((owner, name, patch) for (owner, name), patch in patches)):
+    with patched(*((owner, name, patch) for (owner, name), patch in patches)), _app_hooked(core):
         yield
 
 
+@contextmanager
+def _app_hooked(core: Core) -> Iterator[None]:
+    """Feed ``core`` through the hook on ``Starlette.__call__`` until the block ends; then put
+    Starlette's own method back, or, where another library has wrapped the hook meanwhile,
+    leave the hook there, inert, for the next recorder."""
+    global _app_hook
+    hook = _hook_in_chain()
+    hook.core = core
+    try:
+        yield
+    finally:
+        hook.core = None
+        if Starlette.__dict__["__call__"] is hook.patch:
+            Starlette.__call__ = hook.original  # type: ignore[method-assign]
+            _app_hook = None
+
+
+def _hook_in_chain() -> _AppHook:
+    """The hook ``Starlette.__call__`` goes through: the one left in another library's wrapper,
+    or a new one (also when that library has put Starlette's own method back since)."""
+    global _app_hook
+    current = Starlette.__dict__["__call__"]
+    if _app_hook is None or current is _app_hook.original:
+        _app_hook = _AppHook(current)
+        Starlette.__call__ = _app_hook.patch  # type: ignore[method-assign]
+    return _app_hook
+
+
 def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
-    task_init, task_call, tasks_init, add_task, app_call = originals
+    task_init, task_call, tasks_init, add_task = originals
 
     def __init__(
         task: BackgroundTask, func: Callable[..., Any], /, *args: Any, **kwargs: Any
@@ -99,7 +146,17 @@ def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
         add_task(tasks, func, *args, **kwargs)
         _join_batch(tasks, tasks.tasks[-1])
 
+    return [__init__, __call__, tasks_init_patch, add_task_patch]
+
+
+def _app_patch(hook: _AppHook, app_call: Callable[..., Any]) -> Callable[..., Any]:
+    """``Starlette.__call__`` for ``hook``: attributes work to requests, contains task failures."""
+
     async def app_patch(app: Starlette, scope: Scope, receive: Receive, send: Send) -> None:
+        core = hook.core
+        if core is None:  # its test ended: another library's wrapper still calls it
+            await app_call(app, scope, receive, send)
+            return
         if scope["type"] == "lifespan" and current_lifespan.get() is None:
             await _run_lifespan(app_call, app, scope, receive, send)
             return
@@ -122,7 +179,7 @@ def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
             if isinstance(exc, anyio.get_cancelled_exc_class()):
                 request.cancelled = True
                 raise
-            if not core.caused_by_task_failure(exc):
+            if not core.contains(exc):  # contain=False: on to the server, the client
                 raise
         finally:
             current_request.reset(reset)
@@ -130,7 +187,7 @@ def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
             drop_unrun(request)
             core.ledger.leave()
 
-    return [__init__, __call__, tasks_init_patch, add_task_patch, app_patch]
+    return app_patch
 
 
 async def _run_lifespan(
