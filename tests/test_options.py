@@ -12,15 +12,16 @@ import pytest
         (
             "bgtasks(strcit=False)",
             "*unknown keyword(s) strcit; valid ones are mode, strict, queues, lifetimes,"
-            " roundtrip, blocking_limit*",
+            " roundtrip, blocking_limit, contain*",
         ),
         (
             "bgtasks('deferred')",
             "*takes keyword arguments only (mode=..., strict=..., queues=..., lifetimes=...,"
-            " roundtrip=..., blocking_limit=...)*",
+            " roundtrip=..., blocking_limit=..., contain=...)*",
         ),
         ("bgtasks(strict='no')", "*bgtasks strict must be True or False, got 'no'*"),
         ("bgtasks(lifetimes=0)", "*bgtasks lifetimes must be True or False, got 0*"),
+        ("bgtasks(contain='no')", "*bgtasks contain must be True or False, got 'no'*"),
         (
             "bgtasks(roundtrip='yaml')",
             "*bgtasks roundtrip must be one of 'json', 'pickle' or None, got 'yaml'*",
@@ -80,7 +81,7 @@ def test_marker_is_registered_and_documented(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.bgtasks(*, mode='eager', strict=True, queues='intercept',"
-            " lifetimes=True, roundtrip=None, blocking_limit=0.1): configure*"
+            " lifetimes=True, roundtrip=None, blocking_limit=0.1, contain=True): configure*"
         ]
     )
 
