@@ -27,6 +27,14 @@ _MACHINERY = (
 )
 
 
+#: Where the plugin's hook on the outermost app runs: the frames before it are outside the app.
+_APP_EDGE = (os.path.join("pytest_bgtasks", "_sources", "starlette.py"), "app_patch")
+
+
+def _at_app_edge(frame: traceback.FrameSummary) -> bool:
+    return frame.filename.endswith(_APP_EDGE[0]) and frame.name == _APP_EDGE[1]
+
+
 class _Short(reprlib.Repr):
     """reprlib's shortening, which also knows the masked dataclasses and models."""
 
@@ -187,10 +195,13 @@ def _error_text(exception: BaseException) -> str:
 
 
 def trimmed_traceback(exception: BaseException) -> str:
-    """The exception's traceback without the frames of Starlette, anyio and this plugin."""
+    """The exception's traceback without the frames of Starlette, anyio and this plugin, nor,
+    for one that left the app (``contain=False``), those outside it: client, server, test."""
+    extracted = traceback.extract_tb(exception.__traceback__)
+    edge = next((index for index, frame in enumerate(extracted) if _at_app_edge(frame)), 0)
     frames = [
         frame
-        for frame in traceback.extract_tb(exception.__traceback__)
+        for frame in extracted[edge:]
         if not any(part in frame.filename for part in _MACHINERY)
     ]
     text = "".join(traceback.format_list(frames))

@@ -184,6 +184,12 @@ def test_what_the_user_sees(pytester: pytest.Pytester, apps_source: str) -> None
             "Expected? Say so in the test with bgtasks.assert_failed(func)*",
         ]
     )
+    teardown = result.stdout.str().partition("ERROR at teardown of test_caught_not_declared")[2]
+    report = teardown.partition("Expected? Say so")[0]
+    # The task's traceback stops at the app's edge, as when contained: none of the frames the
+    # exception went through afterwards (the client's, the test's, pytest's).
+    assert ", in boom" in report
+    assert ", in test_caught_not_declared" not in report and "pluggy" not in report
 
 
 def test_the_hook_stays_inert_inside_a_wrapper_another_library_put_round_it(
