@@ -1,13 +1,16 @@
 """Scenario 13: a failing background task reaches the error reporter (Sentry).
 
-In production a task's exception leaves the app: sentry-sdk's FastAPI integration, which wraps
-every Starlette app, reports it, and the server logs it. The plugin keeps it in by default (the
-client gets the response a real client gets), so these tests say
-``@pytest.mark.bgtasks(contain=False)``: the exception then travels as it would without the
-plugin, and the test catches it where ``TestClient`` raises it.
+In production a task's exception leaves the app: Sentry's ASGI middleware around it reports it,
+and the server logs it. The plugin keeps it in by default (the client gets the response a real
+client gets), so the test of the reporter says ``@pytest.mark.bgtasks(contain=False)``: the
+exception then travels as it would without the plugin, and the test catches it where
+``TestClient`` raises it.
 
 The SDK is the real one, initialised in the test with a transport that keeps its envelopes in
-memory: nothing goes over the network, and nothing of Sentry is mocked.
+memory, and its real ``SentryAsgiMiddleware`` wraps the app: nothing goes over the network, and
+nothing of Sentry is mocked. Only the middleware reports: the SDK's integrations, which patch
+libraries for the rest of the process (Celery's tasks, Starlette's classes), stay off, so the
+other tests run on the libraries as they are.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from typing import Any
 
 import pytest
 import sentry_sdk
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sentry_sdk.envelope import Envelope
+from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
 from sentry_sdk.transport import Transport
 
 from example_app.settings import Settings
@@ -49,16 +54,15 @@ class EnvelopesInMemory(Transport):
 
 
 @pytest.fixture
-def sentry(bgtasks: BackgroundTaskRecorder) -> Iterator[EnvelopesInMemory]:
-    """sentry-sdk as the app would set it up, with its default integrations (FastAPI's
-    included), sending to memory.
-
-    It needs ``bgtasks``: initialised while the plugin records, the integration wraps the
-    plugin's hook on ``Starlette.__call__``, so the plugin contains a task's exception inside
-    the reporter, in every test of the run (see the main README).
-    """
+def sentry() -> Iterator[EnvelopesInMemory]:
+    """sentry-sdk, sending to memory; no integration patches anything."""
     transport = EnvelopesInMemory()
-    sentry_sdk.init(dsn="https://key@sentry.invalid/1", transport=transport)
+    sentry_sdk.init(
+        dsn="https://key@sentry.invalid/1",
+        transport=transport,
+        default_integrations=False,
+        auto_enabling_integrations=False,
+    )
     try:
         yield transport
     finally:
@@ -68,9 +72,16 @@ def sentry(bgtasks: BackgroundTaskRecorder) -> Iterator[EnvelopesInMemory]:
         sentry_sdk.Scope.get_global_scope().set_client(None)  # no reporting after this test
 
 
+@pytest.fixture
+def reported_client(app: FastAPI, sentry: EnvelopesInMemory) -> Iterator[TestClient]:
+    """A client of the app behind Sentry's ASGI middleware, as it would be deployed."""
+    with TestClient(SentryAsgiMiddleware(app)) as client:
+        yield client
+
+
 @pytest.mark.bgtasks(contain=False)
 def test_sentry_reports_a_failing_task(
-    client: TestClient,
+    reported_client: TestClient,
     bgtasks: BackgroundTaskRecorder,
     sentry: EnvelopesInMemory,
     settings: Settings,
@@ -78,7 +89,7 @@ def test_sentry_reports_a_failing_task(
     bgtasks.fail(write_log, DISK_FULL)
 
     with pytest.raises(OSError, match="No space left on device"):
-        client.post("/send-notification/ann@example.com")  # as without the plugin
+        reported_client.post("/send-notification/ann@example.com")  # as without the plugin
 
     sentry_sdk.flush()
     assert sentry.exceptions() == [[("OSError", "[Errno 28] No space left on device")]]
@@ -90,12 +101,12 @@ def test_sentry_reports_a_failing_task(
 
 
 def test_contained_sentry_sees_nothing(
-    client: TestClient, bgtasks: BackgroundTaskRecorder, sentry: EnvelopesInMemory
+    reported_client: TestClient, bgtasks: BackgroundTaskRecorder, sentry: EnvelopesInMemory
 ) -> None:
     """The default: the client gets its response, and the reporter never hears of it."""
     bgtasks.fail(write_log, DISK_FULL)
 
-    response = client.post("/send-notification/ann@example.com")
+    response = reported_client.post("/send-notification/ann@example.com")
 
     assert response.json() == {"message": "Notification sent in the background"}
     sentry_sdk.flush()
