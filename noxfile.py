@@ -22,6 +22,13 @@ Sessions:
 - taskiq_dramatiq_newest  the newest taskiq and Dramatiq: their sources' tests
 - taskiq_dramatiq_oldest  their floors, ci/constraints-taskiq-dramatiq-oldest.txt: the same
 
+Not run by default (nor by .ci/run):
+
+- mutation        mutmut on pytest_bgtasks/: the score and every undetected mutant in
+                  mutation-report.md; fails under 90 % or on a survivor not in
+                  ci/mutation-equivalents.toml. Over an hour on two cores; `nox -s mutation --
+                  "pytest_bgtasks._faults*"` runs one module's mutants
+
 Every session runs on Python 3.11 (`PYTHON` below) and fails when that interpreter is missing.
 The package supports Python >= 3.10: to prove another, run e.g.
 `nox --force-python 3.13 -s tests`.
@@ -306,3 +313,18 @@ def taskiq_dramatiq_newest(session: nox.Session) -> None:
 def taskiq_dramatiq_oldest(session: nox.Session) -> None:
     """The floors of taskiq and Dramatiq (the rest newest): the tests of their sources."""
     _taskiq_dramatiq(session, "-c", str(TASKIQ_DRAMATIQ_OLDEST))
+
+
+@nox.session(python=PYTHON)
+def mutation(session: nox.Session) -> None:
+    """mutmut on pytest_bgtasks/ ([tool.mutmut] in pyproject.toml), then ci/mutation_report.py.
+
+    Arguments are mutant names or patterns for `mutmut run` (`"pytest_bgtasks._faults*"`); the
+    report then scores only those. mutmut keeps its copy and its results in mutants/ and reuses
+    them for unchanged functions: delete mutants/ for a fresh run. mutmut is pinned exactly:
+    tests/mutation.py, which lets pytester's subprocess runs count, reads its internals.
+    """
+    session.install("-e", ".[test]", "mutmut==3.8.1")
+    _show_versions(session)
+    session.run("mutmut", "run", *session.posargs)
+    session.run("python", "ci/mutation_report.py", *session.posargs)

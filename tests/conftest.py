@@ -8,7 +8,7 @@ import httpcore  # noqa: F401 - loaded before any in-process pytester run: see b
 import pytest
 from packaging.version import Version
 
-from tests import apps
+from tests import apps, mutation
 
 pytest_plugins = ["pytester"]
 
@@ -58,10 +58,23 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     pytest-randomly loads itself in every run that can import it, inner ones included, and an
     inner run's output (the order of its lines, its report) is what these tests read. pytester
     clears PYTEST_ADDOPTS when it starts, so it is set here, after, for in-process and
-    subprocess runs alike. ``-p no:NAME`` is harmless where the plugin is not installed.
+    subprocess runs alike. ``-p no:NAME`` is harmless where the plugin is not installed. Under
+    mutmut, subprocess runs also import the mutated package (tests/mutation.py).
     """
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    options = ["-p no:randomly", mutation.route_subprocesses(monkeypatch)]
+    monkeypatch.setenv("PYTEST_ADDOPTS", " ".join(filter(None, options)))
     return pytester
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mutation.deselect_frame_sensitive(config, items)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Under mutmut, credit the test with what its pytest subprocesses ran (tests/mutation.py)."""
+    yield
+    mutation.collect_subprocess_hits()
 
 
 @pytest.fixture
