@@ -326,5 +326,6 @@ def mutation(session: nox.Session) -> None:
     """
     session.install("-e", ".[test]", "mutmut==3.8.1")
     _show_versions(session)
-    session.run("mutmut", "run", *session.posargs)
+    # faulthandler: mutmut runs the suite in its own process, where a crash would say nothing.
+    session.run("python", "-X", "faulthandler", "-m", "mutmut", "run", *session.posargs)
     session.run("python", "ci/mutation_report.py", *session.posargs)
