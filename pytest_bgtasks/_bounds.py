@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Literal
 
 from pytest_bgtasks._numbers import checked_count
@@ -40,20 +40,34 @@ INLINE_JOB = (
 )
 
 
-def caller_of(frame: FrameType | None) -> Caller:
+def caller_of(frame: FrameType | None, known: dict[CodeType, Caller | None]) -> Caller:
     """Who called the app at ``frame``: a real server, a client on the test's loop, or another.
 
-    Read from the modules on the call stack, once per request.
+    Read from the modules on the call stack, once per request. ``known`` remembers what each
+    code object on it says (a code object runs in one module), so later requests of the test
+    look up each frame instead of reading its module's name.
     """
     while frame is not None:
-        module = frame.f_globals.get("__name__")
-        if isinstance(module, str):
-            if module.partition(".")[0] in REAL_SERVERS:
-                return "server"
-            if module.startswith(SAME_LOOP_CLIENTS):
-                return "same loop"
+        code = frame.f_code
+        if code in known:
+            verdict = known[code]
+        else:
+            verdict = known[code] = _caller_in(frame)
+        if verdict is not None:
+            return verdict
         frame = frame.f_back
     return "client"
+
+
+def _caller_in(frame: FrameType) -> Caller | None:
+    """What the module running ``frame`` says of the caller, if it is a server or a client."""
+    module = frame.f_globals.get("__name__")
+    if isinstance(module, str):
+        if module.partition(".")[0] in REAL_SERVERS:
+            return "server"
+        if module.startswith(SAME_LOOP_CLIENTS):
+            return "same loop"
+    return None
 
 
 def hang_in_request(caller: str | None, is_async: bool) -> str | None:

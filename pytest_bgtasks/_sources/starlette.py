@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from types import CodeType
 from typing import Any
 
 import anyio
@@ -22,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask, BackgroundTasks
 from starlette.types import Message, Receive, Scope, Send
 
-from pytest_bgtasks._bounds import caller_of, hang_in_request
+from pytest_bgtasks._bounds import Caller, caller_of, hang_in_request
 from pytest_bgtasks._core import Core
 from pytest_bgtasks._execution import execute
 from pytest_bgtasks._outcomes import drop_unrun
@@ -56,6 +57,9 @@ class _AppHook:
     def __init__(self, original: Callable[..., Any]) -> None:
         self.original = original
         self.core: Core | None = None
+        #: ``caller_of``'s memo: what each code object on a request's stack says of the
+        #: caller; cleared when a test's recording ends.
+        self.callers: dict[CodeType, Caller | None] = {}
         self.patch = _app_patch(self, original)
 
 
@@ -84,6 +88,7 @@ def _app_hooked(core: Core) -> Iterator[None]:
         yield
     finally:
         hook.core = None
+        hook.callers.clear()
         if Starlette.__dict__["__call__"] is hook.patch:
             Starlette.__call__ = hook.original  # type: ignore[method-assign]
             _app_hook = None
@@ -164,7 +169,7 @@ def _app_patch(hook: _AppHook, app_call: Callable[..., Any]) -> Callable[..., An
             await app_call(app, scope, receive, send)
             return
         request = RequestInfo(scope)
-        request.caller = caller_of(sys._getframe(1))
+        request.caller = caller_of(sys._getframe(1), hook.callers)
         reset = current_request.set(request)
 
         async def observed_send(message: Message) -> None:
