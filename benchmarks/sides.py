@@ -25,6 +25,7 @@ __all__ = [
     "current_request",
     "deferred",
     "plugin",
+    "plugin_without_lifetimes",
     "step_timer",
 ]
 
@@ -32,14 +33,20 @@ __all__ = [
 Side = Callable[[], AbstractContextManager[object]]
 
 
-def _core(mode: Mode) -> Core:
+def _core(mode: Mode, *, lifetimes: bool = True) -> Core:
     """A core as the fixture builds it by default: the argument lifetime check on."""
-    return Core(mode, check=ArgumentCheck(lifetimes=True, roundtrip=None))
+    return Core(mode, check=ArgumentCheck(lifetimes=True, roundtrip=None) if lifetimes else None)
 
 
 def plugin() -> AbstractContextManager[object]:
     """The plugin side: every source of background work recording, in eager mode."""
     return installed(_core("eager"))
+
+
+def plugin_without_lifetimes() -> AbstractContextManager[object]:
+    """The plugin side with the argument lifetime check off (``lifetimes=False``), the baseline
+    of that check's own cost."""
+    return installed(_core("eager", lifetimes=False))
 
 
 def baseline() -> AbstractContextManager[object]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from harness import Section
-from sections import blocking, capture, memory, overhead, saved, startup, user
+from sections import blocking, capture, jobs, memory, overhead, saved, startup, user
 
 SECTIONS: tuple[Section[Any], ...] = (
     overhead.SECTION,
     user.SECTION,
     capture.SECTION,
     blocking.SECTION,
+    jobs.SECTION,
     memory.SECTION,
     startup.SECTION,
     saved.SECTION,

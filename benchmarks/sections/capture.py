@@ -11,7 +11,7 @@ from starlette.background import BackgroundTask, BackgroundTasks
 
 from apps import noop
 from harness import Row, Section, added_row, alternate, median
-from sides import RequestInfo, Side, baseline, current_request, plugin
+from sides import RequestInfo, Side, baseline, current_request, plugin, plugin_without_lifetimes
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,20 @@ def measure(sizes: Sizes) -> list[Row]:
                 at_most=2.0,
             )
         )
+    rows.append(
+        added_row(
+            "lifetime check: BackgroundTasks() + 3 x add_task(f, i), added per task",
+            "us/task",
+            alternate(
+                sizes.rounds,
+                per_task(add_task, plugin, k),
+                per_task(add_task, plugin_without_lifetimes, k),
+            ),
+            f"{sizes.rounds} alternating pairs of {k} tasks: the plugin with the check (its"
+            " default) vs the plugin with lifetimes=False",
+            at_most=None,
+        )
+    )
     return rows
 
 
