@@ -104,7 +104,7 @@ class _Watcher:
     def __init__(self, core: Core) -> None:
         self._core = core
         self._facts: dict[CodeType, _CodeFacts] = {}
-        self._refs: dict[int, weakref.ref[asyncio.Task[Any]]] = {}
+        self._refs: dict[int, _TaskRef] = {}
         #: Failed tasks, kept until teardown to see whether the app retrieved the exception.
         self._failed: list[tuple[TaskCall, asyncio.Task[Any]]] = []
 
@@ -139,7 +139,8 @@ class _Watcher:
         if counted:
             core.ledger.enter()
         task.add_done_callback(partial(self._done, call, fault, counted))
-        ref = self._refs[call.index] = weakref.ref(task, partial(self._collected, call, counted))
+        ref = self._refs[call.index] = _TaskRef(task, self._collected)
+        ref.call, ref.counted = call, counted
         call.cancellation = Cancellation(EventLoop("asyncio", loop), partial(_cancel, ref))
         return task
 
@@ -164,7 +165,11 @@ class _Watcher:
             if facts is None:
                 facts = self._facts[code] = _CodeFacts(None, frame)
             if not facts.plumbing:
-                return f"{code.co_filename}:{frame.f_lineno}"
+                line = frame.f_lineno
+                origin = facts.origins.get(line)
+                if origin is None:  # one string per line, shared by the tasks it creates
+                    origin = facts.origins[line] = f"{code.co_filename}:{line}"
+                return origin
             frame = frame.f_back
         return None
 
@@ -199,7 +204,8 @@ class _Watcher:
         if counted:  # after the app's own done callbacks, which asyncio runs next, in order
             task.get_loop().call_soon(self._core.ledger.leave)
 
-    def _collected(self, call: TaskCall, counted: bool, _ref: object) -> None:
+    def _collected(self, ref: _TaskRef) -> None:
+        call, counted = ref.call, ref.counted
         if call.status != "running":
             return
         call.status = "dropped"
@@ -232,7 +238,7 @@ class _Watcher:
 class _CodeFacts:
     """What the plugin needs to know of a code object, worked out once per test."""
 
-    __slots__ = ("function", "method", "parameters", "plumbing", "runs_wrapped")
+    __slots__ = ("function", "method", "origins", "parameters", "plumbing", "runs_wrapped")
 
     def __init__(self, coro: CoroutineType[Any, Any, Any] | None, frame: FrameType) -> None:
         code = frame.f_code
@@ -247,8 +253,20 @@ class _CodeFacts:
         #: whether it is a method, recorded bound to its object as ``obj.method`` would be.
         self.function: Any = None
         self.method = False
+        #: ``file:line`` of each line of this code that created a task (see ``_origin``).
+        self.origins: dict[int, str] = {}
         if coro is not None:
             self.function, self.method = _function_of(coro, code, frame)
+
+
+class _TaskRef(weakref.ref["asyncio.Task[Any]"]):
+    """A weak reference to a recorded task that carries its record, so the callback that sees
+    it collected needs no closure of its own per task."""
+
+    __slots__ = ("call", "counted")
+    call: TaskCall
+    #: Whether the task is counted in the ledger (lifespan tasks are not).
+    counted: bool
 
 
 #: The app's coroutine that a task runs, its frame, and the facts of its code.
