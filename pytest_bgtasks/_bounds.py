@@ -43,9 +43,9 @@ INLINE_JOB = (
 def caller_of(frame: FrameType | None, known: dict[CodeType, Caller | None]) -> Caller:
     """Who called the app at ``frame``: a real server, a client on the test's loop, or another.
 
-    Read from the modules on the call stack, once per request. ``known`` remembers what each
-    code object on it says (a code object runs in one module), so later requests of the test
-    look up each frame instead of reading its module's name.
+    Read from the modules on the call stack. ``known`` remembers what each code object on it
+    says (a code object runs in one module), so later reads in the test look up each frame
+    instead of reading its module's name.
     """
     while frame is not None:
         code = frame.f_code

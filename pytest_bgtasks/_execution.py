@@ -17,6 +17,10 @@ from pytest_bgtasks._outcomes import skip_rest_of_batch
 from pytest_bgtasks._record import NOT_STARTED, TaskCall, current_call
 from pytest_bgtasks._shutdown import Cancellable, ShutDown
 
+#: Why a ``hang()`` would never end where a task runs: the reason, a function that works it
+#: out (asked only when a hang applies), or None where a hang can end.
+HangRefusal = str | Callable[[], str | None] | None
+
 
 async def execute(
     core: Core,
@@ -24,7 +28,7 @@ async def execute(
     *,
     reraise: bool,
     is_async: bool | None = None,
-    hang_refusal: str | None = None,
+    hang_refusal: HangRefusal = None,
 ) -> None:
     """Run ``call`` now on this loop: async functions here, sync ones in the worker threadpool.
 
@@ -32,8 +36,9 @@ async def execute(
     re-raised when ``reraise`` (the live path, so the app sees it as Starlette makes it see it),
     and always when it is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``), as
     Starlette would. ``is_async`` is the task's own cached flag, where the caller has the task.
-    ``hang_refusal`` says why a ``hang()`` fault would never end here: the run fails at once
-    with it, an error the app does not contain, instead of blocking the test for ever.
+    ``hang_refusal`` says why a ``hang()`` fault would never end here (or works it out, only
+    when a hang applies): the run fails at once with it, an error the app does not contain,
+    instead of blocking the test for ever.
     """
     fault: Fault | None = None
     ledger = core.ledger
@@ -88,7 +93,7 @@ def execute_sync(core: Core, call: TaskCall) -> None:
 
 
 def _body(
-    core: Core, call: TaskCall, is_async: bool | None, hang_refusal: str | None = None
+    core: Core, call: TaskCall, is_async: bool | None, hang_refusal: HangRefusal = None
 ) -> tuple[Callable[..., Any], bool, Fault | None]:
     """What runs for ``call`` (a queue's runner, or its function), under its fault if any.
 
@@ -103,7 +108,9 @@ def _body(
     if fault is not None:
         call.fault = str(fault)
         if fault.kind == "hang" and hang_refusal is not None:
-            _refuse(call, hang_refused(fault, call, hang_refusal))
+            why = hang_refusal() if callable(hang_refusal) else hang_refusal
+            if why is not None:
+                _refuse(call, hang_refused(fault, call, why))
         func, is_async = fault.body(func, is_async)
     return func, is_async, fault
 

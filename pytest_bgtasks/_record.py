@@ -53,7 +53,6 @@ class RequestInfo:
         "cancelled",
         "dispatched_at",
         "calls",
-        "caller",
         "ends_first",
         "_scope",
         "_route",
@@ -74,8 +73,6 @@ class RequestInfo:
         self.dispatched_at: float | None = None
         #: The tasks scheduled during this request.
         self.calls: list[TaskCall] = []
-        #: Who sent it: "server" (uvicorn...), "same loop" (httpx.ASGITransport), "client".
-        self.caller: str = "client"
         #: Values whose life ends before this request's tasks run, by ``id``: (the value, held
         #: so its id stays its own, and what ends it). Filled by a framework's source; dropped
         #: when the request ends.

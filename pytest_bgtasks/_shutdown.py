@@ -41,7 +41,7 @@ class Cancellation:
 
     __slots__ = ("_loop", "_cancel", "reason")
 
-    def __init__(self, loop: EventLoop, cancel: Callable[[], object]) -> None:
+    def __init__(self, loop: EventLoop | None, cancel: Callable[[], object]) -> None:
         self._loop = loop
         self._cancel = cancel
         #: Why it was cancelled: None until :meth:`request` asked for it.
@@ -51,24 +51,31 @@ class Cancellation:
         """Have its loop cancel it soon; False when that loop has finished (nothing can)."""
         self.reason = reason
         try:
-            self._loop.call_soon(self._cancel)
+            self._on_loop().call_soon(self._cancel)
         except LoopFinished:
             self.reason = None
             return False
         return True
 
+    def _on_loop(self) -> EventLoop:
+        assert self._loop is not None, "made with its loop"
+        return self._loop
 
-class Cancellable:
+
+class Cancellable(Cancellation):
     """While ``call``'s async work runs in this block, ``shutdown()`` can cancel it from any
     thread; that cancellation ends the block with :class:`ShutDown`, for the caller to book.
 
     On asyncio the block's task is cancelled, as uvicorn cancels it, and only while it is in
-    the block; on trio, a cancel scope around the block is.
+    the block; on trio, a cancel scope around the block is. It is the call's ``cancellation``
+    while it runs, and after only if it was asked to cancel; what only a cancellation needs is
+    made when one is asked for (every async task runs in one).
     """
 
-    __slots__ = ("_call", "_task", "_scope", "_inside", "_cancelled", "_cancellation")
+    __slots__ = ("_call", "_task", "_scope", "_inside", "_cancelled")
 
     def __init__(self, call: TaskCall) -> None:
+        super().__init__(None, self._cancel_task)
         self._call = call
         self._task: asyncio.Task[Any] | None = None
         self._scope: anyio.CancelScope | None = None
@@ -77,22 +84,21 @@ class Cancellable:
 
     def __enter__(self) -> None:
         try:
-            task = asyncio.current_task()
-        except RuntimeError:  # no asyncio loop in this thread: trio's
-            task = None
-        cancel: Callable[[], object]
-        if task is not None:
-            self._task = task
-            loop = EventLoop("asyncio", task.get_loop())
-            cancel = self._cancel_task
-        else:
-            trio_loop = current_loop()
-            assert trio_loop is not None, "async work runs on an event loop"
-            loop = trio_loop
+            self._task = asyncio.current_task()
+        except RuntimeError:  # no asyncio loop in this thread
+            pass
+        if self._task is None:  # trio's
+            self._loop = current_loop()
+            assert self._loop is not None, "async work runs on an event loop"
             self._scope = anyio.CancelScope()
-            cancel = self._scope.__enter__().cancel
+            self._cancel = self._scope.__enter__().cancel
         self._inside = True
-        self._cancellation = self._call.cancellation = Cancellation(loop, cancel)
+        self._call.cancellation = self
+
+    def _on_loop(self) -> EventLoop:
+        if self._loop is None and self._task is not None:
+            self._loop = EventLoop("asyncio", self._task.get_loop())
+        return super()._on_loop()
 
     def _cancel_task(self) -> None:
         if self._inside and self._task is not None:  # else it has left: the cancel is late
@@ -102,7 +108,9 @@ class Cancellable:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._inside = False
-        reason = self._cancellation.reason
+        reason = self.reason
+        if reason is None and self._call.cancellation is self:
+            self._call.cancellation = None  # nothing asked for it: nothing to keep
         if self._scope is not None:
             if self._scope.__exit__(kind, exc, tb) and reason is not None:
                 raise ShutDown(reason)  # the scope caught its own cancellation

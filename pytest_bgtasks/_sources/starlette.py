@@ -57,9 +57,6 @@ class _AppHook:
     def __init__(self, original: Callable[..., Any]) -> None:
         self.original = original
         self.core: Core | None = None
-        #: ``caller_of``'s memo: what each code object on a request's stack says of the
-        #: caller; cleared when a test's recording ends.
-        self.callers: dict[CodeType, Caller | None] = {}
         self.patch = _app_patch(self, original)
 
 
@@ -88,7 +85,7 @@ def _app_hooked(core: Core) -> Iterator[None]:
         yield
     finally:
         hook.core = None
-        hook.callers.clear()
+        _callers.clear()
         if Starlette.__dict__["__call__"] is hook.patch:
             Starlette.__call__ = hook.original  # type: ignore[method-assign]
             _app_hook = None
@@ -133,9 +130,7 @@ def _patches(core: Core, originals: list[Any]) -> list[Callable[..., Any]]:
         if core.mode == "deferred":
             core.hold(call)
             return
-        handling = current_request.get()
-        caller = None if handling is None else handling.caller
-        refusal = hang_in_request(caller, task.is_async)
+        refusal = _hang_refusal_async if task.is_async else _hang_refusal_sync
         await execute(core, call, reraise=True, is_async=task.is_async, hang_refusal=refusal)
 
     def tasks_init_patch(
@@ -169,7 +164,6 @@ def _app_patch(hook: _AppHook, app_call: Callable[..., Any]) -> Callable[..., An
             await app_call(app, scope, receive, send)
             return
         request = RequestInfo(scope)
-        request.caller = caller_of(sys._getframe(1), hook.callers)
         reset = current_request.set(request)
 
         async def observed_send(message: Message) -> None:
@@ -206,6 +200,28 @@ async def _run_lifespan(
     finally:
         lifespan.ended = True
         current_lifespan.reset(reset)
+
+
+#: ``caller_of``'s memo: what each code object on a request's stack says of the caller;
+#: cleared when a test's recording ends.
+_callers: dict[CodeType, Caller | None] = {}
+
+
+def _hang_refusal(is_async: bool) -> str | None:
+    """Why a hang in the task about to run here would never end, read from who called the
+    app: the stack is the request's, as the response runs its tasks in the request's own call
+    (read only when a hang applies: walking the stack costs)."""
+    if current_request.get() is None:
+        return hang_in_request(None, is_async)
+    return hang_in_request(caller_of(sys._getframe(1), _callers), is_async)
+
+
+def _hang_refusal_async() -> str | None:
+    return _hang_refusal(True)
+
+
+def _hang_refusal_sync() -> str | None:
+    return _hang_refusal(False)
 
 
 def _join_batch(tasks: BackgroundTasks, task: BackgroundTask) -> None:
