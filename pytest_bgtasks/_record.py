@@ -20,7 +20,7 @@ from pytest_bgtasks._callables import (
 
 if TYPE_CHECKING:
     from pytest_bgtasks._loops import EventLoop
-    from pytest_bgtasks._shutdown import Cancellation
+    from pytest_bgtasks._shutdown import Cancels
 
 #: A task's status; the one list of them, in the order reports count them (the README's table
 #: of statuses is checked against it).
@@ -236,7 +236,7 @@ class TaskCall:
         self.blocked_at: str | None = None
         #: What cancels it from any thread while it runs on an event loop (``shutdown()``
         #: uses it); None for work no loop runs (a sync task, in its worker thread).
-        self.cancellation: Cancellation | None = None
+        self.cancellation: Cancels | None = None
         self._arguments: dict[str, Any] | None = None
         self._binding: Binding | None = None
         self._aliases: Aliases | None = None

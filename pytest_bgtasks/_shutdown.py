@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -36,33 +36,26 @@ class ShutDown(BaseException):
     the task's reason."""
 
 
-class Cancellation:
-    """Cancels one piece of async work on its event loop, from any thread; says why."""
+class Cancels(Protocol):
+    """What cancels one piece of async work on its event loop, from any thread, and says why."""
 
-    __slots__ = ("_loop", "_cancel", "reason")
-
-    def __init__(self, loop: EventLoop | None, cancel: Callable[[], object]) -> None:
-        self._loop = loop
-        self._cancel = cancel
-        #: Why it was cancelled: None until :meth:`request` asked for it.
-        self.reason: str | None = None
+    #: Why it was cancelled: None until :meth:`request` asked for it.
+    reason: str | None
 
     def request(self, reason: str) -> bool:
         """Have its loop cancel it soon; False when that loop has finished (nothing can)."""
-        self.reason = reason
-        try:
-            self._on_loop().call_soon(self._cancel)
-        except LoopFinished:
-            self.reason = None
-            return False
-        return True
-
-    def _on_loop(self) -> EventLoop:
-        assert self._loop is not None, "made with its loop"
-        return self._loop
 
 
-class Cancellable(Cancellation):
+def cancel_soon(loop: EventLoop, cancel: Callable[[], object]) -> bool:
+    """Have ``loop`` call ``cancel()`` soon, from any thread; False when it has finished."""
+    try:
+        loop.call_soon(cancel)
+    except LoopFinished:
+        return False
+    return True
+
+
+class Cancellable:
     """While ``call``'s async work runs in this block, ``shutdown()`` can cancel it from any
     thread; that cancellation ends the block with :class:`ShutDown`, for the caller to book.
 
@@ -72,11 +65,13 @@ class Cancellable(Cancellation):
     made when one is asked for (every async task runs in one).
     """
 
-    __slots__ = ("_call", "_task", "_scope", "_inside", "_cancelled")
+    __slots__ = ("_call", "_task", "_scope", "_loop", "_cancel", "_inside", "_cancelled", "reason")
 
     def __init__(self, call: TaskCall) -> None:
-        super().__init__(None, self._cancel_task)
         self._call = call
+        self._loop: EventLoop | None = None  # made when a cancellation is asked for, on asyncio
+        self._cancel: Callable[[], object] | None = None  # a trio scope's; else the task's
+        self.reason: str | None = None
         self._task: asyncio.Task[Any] | None = None
         self._scope: anyio.CancelScope | None = None
         self._inside = False
@@ -84,10 +79,11 @@ class Cancellable(Cancellation):
 
     def __enter__(self) -> None:
         try:
-            self._task = asyncio.current_task()
+            task = asyncio.current_task()
         except RuntimeError:  # no asyncio loop in this thread
-            pass
-        if self._task is None:  # trio's
+            task = None
+        self._task = task
+        if task is None:  # trio's
             self._loop = current_loop()
             assert self._loop is not None, "async work runs on an event loop"
             self._scope = anyio.CancelScope()
@@ -95,10 +91,16 @@ class Cancellable(Cancellation):
         self._inside = True
         self._call.cancellation = self
 
-    def _on_loop(self) -> EventLoop:
-        if self._loop is None and self._task is not None:
+    def request(self, reason: str) -> bool:
+        """Have its loop cancel it soon; False when that loop has finished (nothing can)."""
+        if self._loop is None:
+            assert self._task is not None, "a block on trio has its loop"
             self._loop = EventLoop("asyncio", self._task.get_loop())
-        return super()._on_loop()
+        self.reason = reason
+        if cancel_soon(self._loop, self._cancel or self._cancel_task):
+            return True
+        self.reason = None
+        return False
 
     def _cancel_task(self) -> None:
         if self._inside and self._task is not None:  # else it has left: the cancel is late

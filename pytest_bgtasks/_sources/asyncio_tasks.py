@@ -17,7 +17,6 @@ import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from functools import partial
 from types import CodeType, CoroutineType, FrameType, FunctionType, MethodType
 from typing import Any
 
@@ -25,7 +24,7 @@ from pytest_bgtasks._core import Core
 from pytest_bgtasks._faults import Fault, FaultReleased
 from pytest_bgtasks._loops import EventLoop
 from pytest_bgtasks._record import TaskCall, current_call, current_lifespan, current_request
-from pytest_bgtasks._shutdown import Cancellation
+from pytest_bgtasks._shutdown import cancel_soon
 from pytest_bgtasks._sources.patching import patched, unpatched
 
 #: Top-level packages whose coroutines are plumbing, not the app's own work.
@@ -104,7 +103,9 @@ class _Watcher:
     def __init__(self, core: Core) -> None:
         self._core = core
         self._facts: dict[CodeType, _CodeFacts] = {}
+        #: The recorded tasks still pending, by ``id()`` (a task's id is its own while it lives).
         self._refs: dict[int, _TaskRef] = {}
+        self._on_done = self._done  # one bound method for every task's done callback
         #: Failed tasks, kept until teardown to see whether the app retrieved the exception.
         self._failed: list[tuple[TaskCall, asyncio.Task[Any]]] = []
 
@@ -138,10 +139,11 @@ class _Watcher:
         call.started_at = call.scheduled_at
         if counted:
             core.ledger.enter()
-        task.add_done_callback(partial(self._done, call, fault, counted))
-        ref = self._refs[call.index] = _TaskRef(task, self._collected)
-        ref.call, ref.counted = call, counted
-        call.cancellation = Cancellation(EventLoop("asyncio", loop), partial(_cancel, ref))
+        task.add_done_callback(self._on_done)
+        ref = self._refs[id(task)] = _TaskRef(task, self._collected)
+        ref.call, ref.counted, ref.fault, ref.loop = call, counted, fault, loop
+        ref.reason, ref.task_id = None, id(task)
+        call.cancellation = ref
         return task
 
     def app_work(self, coro: CoroutineType[Any, Any, Any]) -> Work | None:
@@ -173,9 +175,9 @@ class _Watcher:
             frame = frame.f_back
         return None
 
-    def _done(
-        self, call: TaskCall, fault: Fault | None, counted: bool, task: asyncio.Task[Any]
-    ) -> None:
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        ref = self._refs.pop(id(task))
+        call, fault, counted = ref.call, ref.fault, ref.counted
         call.finished_at = time.monotonic()
         exception = None if task.cancelled() else getattr(task, "_exception", None)  # unretrieved
         if task.cancelled():
@@ -205,6 +207,8 @@ class _Watcher:
             task.get_loop().call_soon(self._core.ledger.leave)
 
     def _collected(self, ref: _TaskRef) -> None:
+        if self._refs.get(ref.task_id) is ref:
+            del self._refs[ref.task_id]
         call, counted = ref.call, ref.counted
         if call.status != "running":
             return
@@ -260,13 +264,33 @@ class _CodeFacts:
 
 
 class _TaskRef(weakref.ref["asyncio.Task[Any]"]):
-    """A weak reference to a recorded task that carries its record, so the callback that sees
-    it collected needs no closure of its own per task."""
+    """A weak reference to a recorded task that carries what its callbacks need, so that
+    they need no closure of their own per task, and that is its record's cancellation."""
 
-    __slots__ = ("call", "counted")
+    __slots__ = ("call", "counted", "fault", "loop", "reason", "task_id")
     call: TaskCall
     #: Whether the task is counted in the ledger (lifespan tasks are not).
     counted: bool
+    #: The fault applied to its run, if any.
+    fault: Fault | None
+    loop: asyncio.AbstractEventLoop
+    #: Why ``shutdown()`` cancelled it: None until :meth:`request` asked for it.
+    reason: str | None
+    #: ``id()`` of the task, its key among the tasks watched while it lives.
+    task_id: int
+
+    def request(self, reason: str) -> bool:
+        """Have its loop cancel it soon; False when that loop has finished (nothing can)."""
+        self.reason = reason
+        if cancel_soon(EventLoop("asyncio", self.loop), self._cancel):
+            return True
+        self.reason = None
+        return False
+
+    def _cancel(self) -> None:
+        task = self()  # held weakly, it may be gone
+        if task is not None:
+            task.cancel()
 
 
 #: The app's coroutine that a task runs, its frame, and the facts of its code.
@@ -396,13 +420,6 @@ def _runs_a_loop(frame: FrameType | None) -> bool:
             return True
         frame = frame.f_back
     return False
-
-
-def _cancel(ref: weakref.ref[asyncio.Task[Any]]) -> None:
-    """Cancel the task, if it still exists (held weakly, it may be gone)."""
-    task = ref()
-    if task is not None:
-        task.cancel()
 
 
 def _cancel_reason(call: TaskCall) -> str:
