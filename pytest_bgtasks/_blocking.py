@@ -24,6 +24,7 @@ import sysconfig
 import threading
 import types
 from collections.abc import Awaitable, Coroutine, Generator
+from threading import get_ident
 from time import perf_counter
 from types import CodeType, CoroutineType, FrameType
 from typing import Any, cast
@@ -128,7 +129,8 @@ class BlockingWatch:
 @types.coroutine
 def _steps(watch: BlockingWatch, iterator: Any, call: TaskCall) -> Generator[Any, Any, Any]:
     """Drive ``iterator`` as ``yield from`` would, timing each step into ``call``."""
-    thread = watch._loop_thread()  # the first step runs on the loop's thread
+    # the first step runs on the loop's thread
+    thread = watch._threads.get(get_ident()) or watch._loop_thread()
     limit = math.inf if watch.limit is None else watch.limit
     resume, value = iterator.send, None
     longest = call.blocked_for = 0.0

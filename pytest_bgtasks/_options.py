@@ -15,6 +15,20 @@ QUEUES: tuple[Queues, ...] = ("intercept", "passthrough")
 Roundtrip = Literal["json", "pickle"]
 ROUNDTRIPS: tuple[Roundtrip, ...] = ("json", "pickle")
 
+#: Names whose values never appear in output (ini ``bgtasks_redact`` adds to them). Matched
+#: as substrings, ignoring case, ``-``, ``_``.
+DEFAULT_SECRET_NAMES: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "authorization",
+    "credential",
+    "private_key",
+    "cookie",
+)
+
 #: Seconds an async task may hold its event loop without yielding: asyncio's own
 #: ``slow_callback_duration``.
 DEFAULT_BLOCKING_LIMIT = 0.1

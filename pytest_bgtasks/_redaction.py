@@ -14,20 +14,9 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-REDACTED = "***"
+from pytest_bgtasks._options import DEFAULT_SECRET_NAMES
 
-#: Names whose values never appear in output. Matched as substrings, ignoring case, ``-``, ``_``.
-DEFAULT_SECRET_NAMES: tuple[str, ...] = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "authorization",
-    "credential",
-    "private_key",
-    "cookie",
-)
+REDACTED = "***"
 
 #: Secrets shorter than this are hidden where they stand (their argument, key, URL or path
 #: segment) but not searched for inside other text, where "1" or "ab" would erase everything.

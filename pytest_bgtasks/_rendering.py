@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_bgtasks._options import DEFAULT_SECRET_NAMES
 from pytest_bgtasks._record import TaskCall
-from pytest_bgtasks._redaction import DEFAULT_SECRET_NAMES, MaskedObject, Redaction, Redactor
+from pytest_bgtasks._redaction import MaskedObject, Redaction, Redactor
 
 #: Frames from these packages are trimmed from task tracebacks: they are the machinery.
 _MACHINERY = (

@@ -8,19 +8,18 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_bgtasks._numbers import checked_seconds
-from pytest_bgtasks._options import MARKER, MARKER_DOC, Options
-from pytest_bgtasks._redaction import DEFAULT_SECRET_NAMES
-from pytest_bgtasks._rendering import Renderer
-from pytest_bgtasks._summary import SessionSummary, summary_rows
+from pytest_bgtasks._options import DEFAULT_SECRET_NAMES, MARKER, MARKER_DOC, Options
 
-if TYPE_CHECKING:  # imported when a test first asks for the fixture: start-up stays light
+if TYPE_CHECKING:  # imported when first needed: start-up stays light
     from pytest_bgtasks._core import Core
     from pytest_bgtasks._recorder import BackgroundTaskRecorder
+    from pytest_bgtasks._rendering import Renderer
+    from pytest_bgtasks._summary import SessionSummary
 
 DEFAULTS_KEY = pytest.StashKey[Options]()
-RENDERER_KEY = pytest.StashKey[Renderer]()
+RENDERER_KEY: pytest.StashKey[Renderer] = pytest.StashKey()
 CORE_KEY: pytest.StashKey[Core] = pytest.StashKey()
-SUMMARY_KEY = pytest.StashKey[SessionSummary]()
+SUMMARY_KEY: pytest.StashKey[SessionSummary] = pytest.StashKey()
 TEARDOWN_TIMEOUT_KEY = pytest.StashKey[float]()
 STRICT_FAILED_KEY = pytest.StashKey[bool]()
 
@@ -77,9 +76,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
     config.stash[DEFAULTS_KEY] = Options.from_ini(config)
-    config.stash[RENDERER_KEY] = Renderer((*DEFAULT_SECRET_NAMES, *config.getini("bgtasks_redact")))
     config.stash[TEARDOWN_TIMEOUT_KEY] = _teardown_timeout(config)
     if config.getoption("bgtasks_report") or config.getoption("bgtasks_json"):
+        from pytest_bgtasks._summary import SessionSummary
+
         summary = SessionSummary(config)
         config.stash[SUMMARY_KEY] = summary
         config.pluginmanager.register(summary, "bgtasks-summary")
@@ -91,6 +91,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = getattr(item, "fixturenames", None)  # Function items only
         if names is not None and "bgtasks" not in names and item.get_closest_marker(MARKER):
             names.insert(0, "bgtasks")
+
+
+def _renderer(config: pytest.Config) -> Renderer:
+    """The run's one renderer, which redacts everything printed; made on first use."""
+    renderer = config.stash.get(RENDERER_KEY, None)
+    if renderer is None:
+        from pytest_bgtasks._rendering import Renderer
+
+        names = (*DEFAULT_SECRET_NAMES, *config.getini("bgtasks_redact"))
+        renderer = config.stash[RENDERER_KEY] = Renderer(names)
+    return renderer
 
 
 def _teardown_timeout(config: pytest.Config) -> float:
@@ -131,7 +142,7 @@ def bgtasks(request: pytest.FixtureRequest) -> Iterator[BackgroundTaskRecorder]:
         bad_marker = None
     if bad_marker is not None:  # failed outside the except: the error shows once, not chained
         pytest.fail(bad_marker, pytrace=False)
-    renderer = config.stash[RENDERER_KEY]
+    renderer = _renderer(config)
     check = None
     if options.strict and (options.lifetimes or options.roundtrip is not None):
         check = ArgumentCheck(lifetimes=options.lifetimes, roundtrip=options.roundtrip)
@@ -166,7 +177,7 @@ def pytest_runtest_makereport(
     if core is None:
         return
     report: pytest.TestReport = outcome.get_result()
-    renderer = item.config.stash[RENDERER_KEY]
+    renderer = _renderer(item.config)
     if report.failed and core.calls:
         # The strict check's error shows the tracebacks already: list the tasks without them.
         tracebacks = not (report.when == "teardown" and item.stash.get(STRICT_FAILED_KEY, False))
@@ -177,5 +188,7 @@ def pytest_runtest_makereport(
         report.sections.append(("bgtasks replay order", notes))
     if report.when == "teardown":
         if SUMMARY_KEY in item.config.stash:
+            from pytest_bgtasks._summary import summary_rows
+
             report.bgtasks = summary_rows(core.calls, renderer)  # type: ignore[attr-defined]
         del item.stash[CORE_KEY]  # the record holds arguments and results: free them
