@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +37,20 @@ def asyncio_app_source() -> str:
 
 
 @pytest.mark.parametrize(
-    "how", ["create_task", "loop", "ensure_future", "task_group", "anyio", "awaited"]
+    "how",
+    [
+        "create_task",
+        "loop",
+        "ensure_future",
+        pytest.param(
+            "task_group",
+            marks=pytest.mark.skipif(
+                sys.version_info < (3, 11), reason="asyncio.TaskGroup is new in Python 3.11"
+            ),
+        ),
+        "anyio",
+        "awaited",
+    ],
 )
 def test_every_way_an_app_starts_a_task_is_recorded(
     bgtasks: BackgroundTaskRecorder, how: str
