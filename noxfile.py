@@ -32,7 +32,7 @@ Not run by default (nor by .ci/run):
 
 Every session runs on Python 3.11 (`PYTHON` below) and fails when that interpreter is missing.
 The package supports Python >= 3.10: to prove another, run e.g.
-`nox --force-python 3.13 -s tests`.
+`nox --force-python 3.13 -s tests`, as .ci/run does for 3.10 and 3.13 where the machine has them.
 
 Virtualenvs come from uv when it is installed (faster), from the standard library's venv
 otherwise; .ci/run installs nox alone, so CI uses venv and pip, and pip's own configuration.
