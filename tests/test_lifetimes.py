@@ -247,7 +247,7 @@ def test_the_pickle_round_trip_passes_what_pickle_carries(pytester: pytest.Pytes
             "pytest-bgtasks: 1 background task problem(s):",
             "  #3 remind(*)  succeeded in *  POST /remind",
             "      argument 'then' (builtins.function) does not survive a pickle round trip"
-            " (*Can't pickle local object*remind_later.<locals>.confirm*), so a job queue could"
+            " (*local object*remind_later.<locals>.confirm*), so a job queue could"
             " not carry it*",
         ]
     )
