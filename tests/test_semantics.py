@@ -7,9 +7,13 @@ from collections.abc import Callable
 import anyio
 import httpx
 import pytest
-from fastapi import BackgroundTasks, FastAPI, Request, Response
+from fastapi import BackgroundTasks, FastAPI, HTTPException, Request, Response
+from starlette.applications import Starlette
+from starlette.background import BackgroundTasks as StarletteBackgroundTasks
 from starlette.middleware.base import RequestResponseEndpoint
+from starlette.requests import Request as StarletteRequest
 from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder
@@ -78,6 +82,39 @@ def test_tasks_before_an_http_exception_are_dropped(bgtasks: BackgroundTaskRecor
     assert dropped.reason == (
         "dropped: the app answered 404, and an error response does not run the injected tasks"
     )
+
+
+def test_a_400_answer_drops_the_tasks_as_any_error_response_does(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    bad_request = FastAPI()
+
+    @bad_request.post("/signup")
+    async def signup(background_tasks: BackgroundTasks) -> None:
+        background_tasks.add_task(sync_task, "welcome")
+        raise HTTPException(status_code=400, detail="bad e-mail")
+
+    assert TestClient(bad_request).post("/signup").status_code == 400
+
+    (dropped,) = bgtasks.assert_dropped(sync_task)
+    assert dropped.reason == (
+        "dropped: the app answered 400, and an error response does not run the injected tasks"
+    )
+    assert apps.journal == []
+
+
+def test_tasks_a_response_never_carried_are_dropped(bgtasks: BackgroundTaskRecorder) -> None:
+    async def forgetful(request: StarletteRequest) -> PlainTextResponse:
+        tasks = StarletteBackgroundTasks()
+        tasks.add_task(sync_task, "never handed over")
+        return PlainTextResponse("ok")  # without background=tasks
+
+    client = TestClient(Starlette(routes=[Route("/", forgetful, methods=["POST"])]))
+    assert client.post("/").status_code == 200
+
+    (dropped,) = bgtasks.assert_dropped(sync_task)
+    assert dropped.reason == "dropped: the response was sent without running it"
+    assert apps.journal == []
 
 
 def test_websocket_tasks_never_run(bgtasks: BackgroundTaskRecorder) -> None:
