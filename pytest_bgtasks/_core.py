@@ -73,12 +73,15 @@ class Core:
         request = current_request.get()
         if request is None and (running := current_call.get()) is not None:
             request = running.request
-        with self._scheduling:
+        self._scheduling.acquire()  # not ``with``: see Ledger, this runs once per task
+        try:
             call = TaskCall(
                 next(self._numbers), func, args, kwargs, request, time.monotonic(), kind
             )
             call.job = job
             self.calls.append(call)
+        finally:
+            self._scheduling.release()
         if request is not None:
             request.calls.append(call)
         if self.check is not None:

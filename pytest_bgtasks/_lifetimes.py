@@ -54,15 +54,15 @@ class ArgumentCheck:
         args, kwargs = call.args, call.kwargs
         if type(call.func) is partial:
             _, args, kwargs = flatten_partial(call.func, args, kwargs)
-        passed = (*args, *kwargs.values())
+        passed = (*args, *kwargs.values()) if kwargs else args  # building it costs: only if needed
         if self.lifetimes:
             request = call.request
             ends_first = None if request is None else request.ends_first
+            kinds = self._kinds
             for value in passed:
-                cls = type(value)
-                kind = self._kinds.get(cls)
+                kind = kinds.get(type(value))
                 if kind is None:
-                    kind = self._kinds[cls] = _kind(cls)
+                    kind = kinds[type(value)] = _kind(type(value))
                 if kind == _PLAIN and not ends_first:
                     continue  # the common case: one dict lookup per argument
                 why = self._ends_first(value, kind, request)
