@@ -181,14 +181,17 @@ class _Cut:
         for call in calls:
             if call.status != "running" or call.lifespan is not None:
                 continue
-            if call.cancellation is not None and call.cancellation.request(reason):
+            cancellation = call.cancellation  # once: a task that ends drops it, in its thread
+            if cancellation is None and call.status != "running":
+                continue  # it ended meanwhile
+            if cancellation is not None and cancellation.request(reason):
                 self._cancelled.append(call)
             else:
                 call.reason = f"not stopped by {grace}: " + (
                     "a sync task runs in a worker thread, and a thread cannot be cancelled; a"
                     " server stops waiting for it, and its process's exit kills it mid-way (the"
                     " test still waits for it at teardown, and judges how it ends)"
-                    if call.cancellation is None
+                    if cancellation is None
                     else "its event loop has finished, so nothing can cancel it"
                 )
                 self._unstoppable.append(call)
