@@ -54,6 +54,7 @@ FRAME_SENSITIVE = frozenset(
         "test_a_lifespan_task_that_outlives_the_app_fails_the_test",
         "test_a_failed_job_fails_the_test_with_its_kind_shown",
         "test_the_warning_points_at_the_tests_line",
+        "test_running_held_tasks_after_yield_dependencies_closed_warns",
         "test_filterwarnings_error_fails_the_test_at_its_line_and_keeps_the_task_held",
         "test_the_warning_names_the_override_in_use",
         "test_teardown_errors_sections_warnings_and_timeouts_hide_secrets",
