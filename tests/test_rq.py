@@ -3,6 +3,7 @@ passed through to a real Redis."""
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -127,18 +128,27 @@ def test_passthrough_sends_the_job_to_redis_for_a_real_worker(
     redis = Redis(port=redis_port)
     redis.flushdb()
     queue = Queue("emails", connection=redis)
-    app.dependency_overrides[get_queue] = lambda: queue
+    # FastAPI caches overrides for the process: let the one left there hold no Redis client,
+    # which redis-py would close during interpreter shut-down, too late to do it cleanly.
+    overriding = [queue]
+    app.dependency_overrides[get_queue] = lambda: overriding[0]
     try:
         with TestClient(app) as client:
             job_id = client.post("/signup/9").json()["job_id"]
     finally:
         app.dependency_overrides.clear()
+        overriding.clear()
 
     call = bgtasks.assert_scheduled_once(send_welcome, 9, template="hello")
     assert (call.status, call.reason) == ("scheduled", SENT)
     assert queue.job_ids == [job_id]
 
-    SimpleWorker([queue], connection=redis).work(burst=True)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        SimpleWorker([queue], connection=redis).work(burst=True)
+    finally:  # the worker leaves its own handlers behind, which keep it (and Redis) alive
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     assert rq_app.sent == [f"hello:9:{job_id}"]
     redis.close()
 
