@@ -78,7 +78,8 @@ class Core:
             call = TaskCall(
                 next(self._numbers), func, args, kwargs, request, time.monotonic(), kind
             )
-            call.job = job
+            if job is not None:
+                call.job = job
             self.calls.append(call)
         finally:
             self._scheduling.release()

@@ -6,7 +6,7 @@ import inspect
 import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args, overload
 
 from pytest_bgtasks._callables import (
     Aliases,
@@ -152,6 +152,59 @@ class JobInfo:
         self.signature = signature
 
 
+_T = TypeVar("_T")
+
+
+class _Details:
+    """The fields of a record that most records never set, in one object made on demand: a
+    record stays small (memory kept per task is a target of the benchmarks)."""
+
+    __slots__ = (
+        "lifespan",
+        "result",
+        "exception",
+        "reason",
+        "fault",
+        "loop",
+        "job",
+        "blocked_at",
+        "_arguments",
+        "_binding",
+        "_aliases",
+    )
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, None)
+
+
+class _Detail(Generic[_T]):
+    """A field of :class:`TaskCall` kept in its ``_details``: None until set to something."""
+
+    __slots__ = ("_name",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, call: None, owner: type) -> _Detail[_T]: ...
+    @overload
+    def __get__(self, call: TaskCall, owner: type) -> _T | None: ...
+    def __get__(self, call: TaskCall | None, owner: type) -> _Detail[_T] | _T | None:
+        if call is None:
+            return self
+        details = call._details
+        return None if details is None else getattr(details, self._name)
+
+    def __set__(self, call: TaskCall, value: _T | None) -> None:
+        details = call._details
+        if details is None:
+            if value is None:
+                return
+            details = call._details = _Details()
+        setattr(details, self._name, value)
+
+
 class TaskCall:
     """One piece of background work and its outcome: a ``BackgroundTask`` (kind "background")
     or an asyncio task the app created (kind "asyncio").
@@ -162,31 +215,40 @@ class TaskCall:
     __slots__ = (
         "kind",
         "origin",
-        "lifespan",
         "index",
         "func",
         "args",
-        "kwargs",
+        "_kwargs",
         "request",
         "status",
-        "result",
-        "exception",
-        "reason",
-        "fault",
         "expected",
         "scheduled_at",
         "started_at",
         "finished_at",
         "batch",
-        "loop",
-        "job",
         "blocked_for",
-        "blocked_at",
         "cancellation",
-        "_arguments",
-        "_binding",
-        "_aliases",
+        "_details",
     )
+
+    #: The app lifespan it was created during, if any (requests excluded).
+    lifespan: _Detail[Lifespan] = _Detail()
+    #: What the task returned (None until it succeeded).
+    result: _Detail[Any] = _Detail()
+    exception: _Detail[BaseException] = _Detail()
+    #: Why a task was dropped or skipped, in words.
+    reason: _Detail[str] = _Detail()
+    #: Description of the injected fault applied to this run, if any.
+    fault: _Detail[str] = _Detail()
+    #: The event loop of the app that held it in deferred mode (replay goes back to it).
+    loop: _Detail[EventLoop] = _Detail()
+    #: What a durable queue adds, for a job enqueued on one (None for other work).
+    job: _Detail[JobInfo] = _Detail()
+    #: ``file:line`` of the app's code seen holding the loop past the blocking limit.
+    blocked_at: _Detail[str] = _Detail()
+    _arguments: _Detail[dict[str, Any]] = _Detail()
+    _binding: _Detail[Binding] = _Detail()
+    _aliases: _Detail[Aliases] = _Detail()
 
     def __init__(
         self,
@@ -202,22 +264,14 @@ class TaskCall:
         self.kind = kind
         #: Where the app created it (``file:line``), where the source knows.
         self.origin: str | None = None
-        #: The app lifespan it was created during, if any (requests excluded).
-        self.lifespan: Lifespan | None = None
         self.index = index
         #: What runs: the task function; for a queue's job, None when this process lacks it.
         self.func = func
         self.args = args
-        self.kwargs = kwargs
+        self._kwargs = kwargs or None  # most tasks have none: keep no empty dict per record
         #: The request that scheduled it; None outside a request.
         self.request = request
         self.status: Status = "scheduled"
-        self.result: Any = None
-        self.exception: BaseException | None = None
-        #: Why a task was dropped or skipped, in words.
-        self.reason: str | None = None
-        #: Description of the injected fault applied to this run, if any.
-        self.fault: str | None = None
         #: True when the test said it expected this failure or drop.
         self.expected = False
         self.scheduled_at = scheduled_at
@@ -225,21 +279,20 @@ class TaskCall:
         self.finished_at: float | None = None
         #: The tasks of the same ``BackgroundTasks``, in order (a failure skips the rest).
         self.batch: list[TaskCall] | None = None
-        #: The event loop of the app that held it in deferred mode (replay goes back to it).
-        self.loop: EventLoop | None = None
-        #: What a durable queue adds, for a job enqueued on one (None for other work).
-        self.job: JobInfo | None = None
         #: An async task's longest stretch, in seconds, holding its event loop without
         #: yielding; None for a sync task (it runs in a worker thread) or one not run yet.
         self.blocked_for: float | None = None
-        #: ``file:line`` of the app's code seen holding the loop past the blocking limit.
-        self.blocked_at: str | None = None
         #: What cancels it from any thread while it runs on an event loop (``shutdown()``
         #: uses it); None for work no loop runs (a sync task, in its worker thread).
         self.cancellation: Cancels | None = None
-        self._arguments: dict[str, Any] | None = None
-        self._binding: Binding | None = None
-        self._aliases: Aliases | None = None
+        #: The fields most records never set (see ``_Detail``), made when one is.
+        self._details: _Details | None = None
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments it was scheduled with."""
+        kwargs = self._kwargs
+        return {} if kwargs is None else kwargs
 
     @property
     def name(self) -> str:
