@@ -105,7 +105,8 @@ def _body(
     A fault's ``when=`` predicate that raises fails the run with its error (the caller books it).
     A ``hang()`` fault is refused with ``hang_refusal`` (why it would never end), if given.
     """
-    func = call.func if call.job is None or call.job.runner is None else call.job.runner
+    job = call.job
+    func = call.func if job is None or job.runner is None else job.runner
     assert func is not None, "a job without a function has a runner"
     if is_async is None:
         is_async = is_async_callable(func)
