@@ -325,7 +325,8 @@ def mutation(session: nox.Session) -> None:
     them for unchanged functions: delete mutants/ for a fresh run. mutmut is pinned exactly:
     tests/mutation.py, which lets pytester's subprocess runs count, reads its internals.
     """
-    session.install("-e", ".[test]", "mutmut==3.8.1")
+    # the queues extra too: without it the queue sources' tests skip, and their mutants have none
+    session.install("-e", ".[test,queues]", "mutmut==3.8.1")
     _show_versions(session)
     # faulthandler: mutmut runs the suite in its own process, where a crash would say nothing.
     session.run("python", "-X", "faulthandler", "-m", "mutmut", "run", *session.posargs)

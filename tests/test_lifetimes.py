@@ -254,6 +254,61 @@ def test_the_pickle_round_trip_passes_what_pickle_carries(pytester: pytest.Pytes
     result.stdout.no_fnmatch_line("  #1 deliver*")  # datetimes and tuples survive pickle
 
 
+PICKLED = """
+import pytest
+from fastapi import BackgroundTasks, FastAPI
+from starlette.testclient import TestClient
+
+
+class Handle:  # compares by identity: no copy ever equals it, so only the round trip counts
+    pass
+
+
+class Cart:  # compares by value, but its pickled form drops the items
+    def __init__(self, items):
+        self.items = items
+
+    def __eq__(self, other):
+        return isinstance(other, Cart) and other.items == self.items
+
+    def __reduce__(self):
+        return (Cart, ([],))
+
+
+def store(handle, handles, cart):
+    pass
+
+
+app = FastAPI()
+
+
+@app.post("/store")
+def post(background_tasks: BackgroundTasks):
+    background_tasks.add_task(store, Handle(), [Handle(), {"key": Handle()}], Cart(["apple"]))
+
+
+@pytest.mark.bgtasks(roundtrip="pickle")
+def test_store():
+    TestClient(app).post("/store")
+"""
+
+
+def test_the_pickle_round_trip_compares_only_values_that_compare_by_value(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_pickled=PICKLED)
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "pytest-bgtasks: 1 background task problem(s):",
+            "      argument 'cart' (test_pickled.Cart) does not survive a pickle round trip (it"
+            " comes back as a Cart that is not equal to the original)*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*argument 'handle*")  # identity only: the round trip passed
+
+
 def test_the_round_trip_judges_background_tasks_only(pytester: pytest.Pytester) -> None:
     marker = '@pytest.mark.bgtasks(roundtrip="pickle", lifetimes=False)'
     check = "    assert seen == ['audit /audit-awaited']"
