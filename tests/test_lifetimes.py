@@ -264,18 +264,18 @@ class Handle:  # compares by identity: no copy ever equals it, so only the round
     pass
 
 
-class Cart:  # compares by value, but its pickled form drops the items
+class Order:  # compares by value, but its pickled form drops the items
     def __init__(self, items):
         self.items = items
 
     def __eq__(self, other):
-        return isinstance(other, Cart) and other.items == self.items
+        return isinstance(other, Order) and other.items == self.items
 
     def __reduce__(self):
-        return (Cart, ([],))
+        return (Order, ([],))
 
 
-def store(handle, handles, cart):
+def store(handle, handles, order):
     pass
 
 
@@ -284,7 +284,7 @@ app = FastAPI()
 
 @app.post("/store")
 def post(background_tasks: BackgroundTasks):
-    background_tasks.add_task(store, Handle(), [Handle(), {"key": Handle()}], Cart(["apple"]))
+    background_tasks.add_task(store, Handle(), [Handle(), {"key": Handle()}], Order(["apple"]))
 
 
 @pytest.mark.bgtasks(roundtrip="pickle")
@@ -302,8 +302,8 @@ def test_the_pickle_round_trip_compares_only_values_that_compare_by_value(
     result.stdout.fnmatch_lines(
         [
             "pytest-bgtasks: 1 background task problem(s):",
-            "      argument 'cart' (test_pickled.Cart) does not survive a pickle round trip (it"
-            " comes back as a Cart that is not equal to the original)*",
+            "      argument 'order' (test_pickled.Order) does not survive a pickle round trip (it"
+            " comes back as an Order that is not equal to the original)*",
         ]
     )
     result.stdout.no_fnmatch_line("*argument 'handle*")  # identity only: the round trip passed

@@ -103,6 +103,31 @@ def test_a_400_answer_drops_the_tasks_as_any_error_response_does(
     assert apps.journal == []
 
 
+def test_a_task_that_schedules_work_no_response_will_run_has_it_dropped(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    def follow_up(label: str) -> None:
+        tasks = StarletteBackgroundTasks()  # made after the response, handed to none
+        tasks.add_task(sync_task, label)
+
+    async def signup(request: StarletteRequest) -> PlainTextResponse:
+        tasks = StarletteBackgroundTasks()
+        tasks.add_task(follow_up, "too late")
+        return PlainTextResponse("ok", background=tasks)
+
+    client = TestClient(Starlette(routes=[Route("/", signup, methods=["POST"])]))
+    assert client.post("/").status_code == 200
+
+    (dropped,) = bgtasks.assert_dropped(sync_task)
+    assert dropped.reason == (
+        "dropped: scheduled after the response's background had started (in a dependency's"
+        " exit code, or a task)"
+    )
+    assert str(dropped.request) == "POST /", "the request of the task that made it"
+    assert [call.status for call in bgtasks.calls_to(follow_up)] == ["succeeded"]
+    assert apps.journal == []
+
+
 def test_tasks_a_response_never_carried_are_dropped(bgtasks: BackgroundTaskRecorder) -> None:
     async def forgetful(request: StarletteRequest) -> PlainTextResponse:
         tasks = StarletteBackgroundTasks()
