@@ -82,8 +82,16 @@ def test_all_succeeded_and_failed(bgtasks: BackgroundTaskRecorder) -> None:
 
     with pytest.raises(
         AssertionError, match=r"Expected every background task to succeed, 2 did not"
-    ):
+    ) as error:
         bgtasks.assert_all_succeeded()
+    listing = str(error.value).splitlines()[1:]
+    assert listing[0] == "Offending tasks (2):", "only the tasks that did not succeed are listed"
+    shown = [line.split("(")[0] for line in listing if line.startswith("#")]
+    assert shown == ["#2 boom", "#3 async_task"]
+    with pytest.raises(
+        AssertionError, match=r"^Expected a call to sync_task to be dropped without running\.\n"
+    ):
+        bgtasks.assert_dropped(sync_task)
     with pytest.raises(AssertionError, match=r"Expected boom to fail with ValueError"):
         bgtasks.assert_failed(boom, ValueError)
     with pytest.raises(
