@@ -164,6 +164,29 @@ def test_faults_apply_to_jobs(bgtasks: BackgroundTaskRecorder, client: TestClien
     assert done == ["welcome 2 welcome"]
 
 
+def test_a_failure_the_test_injected_into_a_job_is_expected(
+    bgtasks: BackgroundTaskRecorder, client: TestClient
+) -> None:
+    bgtasks.fail(send_welcome, ConnectionError("smtp down"))
+
+    assert client.post("/welcome/1").json()["state"] == "FAILURE"
+
+    (call,) = bgtasks.calls_to(send_welcome)
+    assert (call.status, call.expected) == ("failed", True), "no assert_failed needed"
+
+
+def test_a_hang_on_a_job_its_enqueue_waits_for_is_refused(bgtasks: BackgroundTaskRecorder) -> None:
+    bgtasks.hang(send_welcome)
+
+    with pytest.raises(
+        RuntimeError, match=r"is a queue's job run in eager mode inside the app's enqueue call"
+    ):
+        send_welcome.delay(1)
+
+    bgtasks.assert_failed(send_welcome, RuntimeError)  # the refusal, on the record too
+    assert done == []
+
+
 def test_a_job_for_a_task_this_process_lacks(
     bgtasks: BackgroundTaskRecorder, client: TestClient
 ) -> None:
