@@ -101,6 +101,17 @@ def test_an_argument_the_serializer_refuses_fails_the_enqueue_as_celery_does(
     bgtasks.assert_not_scheduled()
 
 
+def test_the_serializer_an_enqueue_names_is_the_one_used(bgtasks: BackgroundTaskRecorder) -> None:
+    sentinel = object()  # json refuses it, pickle carries it (and the worker gets a copy)
+
+    result = send_welcome.apply_async((5,), {"template": sentinel}, serializer="pickle")
+
+    assert result.state == "SUCCESS"
+    (call,) = bgtasks.calls_to(send_welcome)
+    assert call.status == "succeeded" and call.kwargs == {"template": sentinel}
+    assert len(done) == 1 and done[0].startswith("welcome 5 <object object at ")
+
+
 def test_bind_and_retries_run_through_celery(
     bgtasks: BackgroundTaskRecorder, client: TestClient
 ) -> None:
