@@ -73,6 +73,7 @@ def test_discard_loses_the_held_tasks_like_a_crash(bgtasks: BackgroundTaskRecord
     discarded = bgtasks.discard()
 
     assert [call.status for call in discarded] == ["discarded", "discarded"]
+    assert {call.reason for call in discarded} == {"discarded by the test, never ran"}
     assert bgtasks.run_all() == []
     assert apps.journal == []
 

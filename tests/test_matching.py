@@ -13,6 +13,7 @@ from typing import Any
 from unittest.mock import ANY
 
 import anyio
+import numpy
 import pandas as pd
 import pytest
 from fastapi import BackgroundTasks, FastAPI
@@ -441,6 +442,39 @@ def test_dataframes_match_element_wise(bgtasks: BackgroundTaskRecorder) -> None:
         bgtasks.assert_scheduled(store, frame.rename(columns={"user": "name"}))
     with pytest.raises(AssertionError):
         bgtasks.assert_scheduled(store, frame.head(1))
+
+
+def test_arrays_of_another_shape_never_match_even_where_they_broadcast(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    schedule(numpy.arange(3))
+
+    bgtasks.assert_scheduled_once(store, numpy.arange(3))
+    with pytest.raises(AssertionError):  # == broadcasts to an all-True (1, 3) array
+        bgtasks.assert_scheduled(store, numpy.arange(3).reshape(1, 3))
+
+
+class _Undecided:
+    """What an ``==`` of a library's own type may return: no truth value, nothing to reduce."""
+
+    def __bool__(self) -> bool:
+        raise ValueError("the truth value is ambiguous")
+
+
+class Measure:
+    def __eq__(self, other: object) -> Any:
+        return _Undecided()
+
+    __hash__ = object.__hash__
+
+
+def test_a_comparison_without_a_truth_value_is_not_a_match(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    schedule(Measure())
+
+    with pytest.raises(AssertionError):
+        bgtasks.assert_scheduled(store, Measure())
 
 
 # -- what users see ----------------------------------------------------------------------------
