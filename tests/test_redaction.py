@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fastapi import BackgroundTasks, FastAPI
 from starlette.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder
@@ -96,6 +97,40 @@ def test_assertion_messages_hide_secrets_by_what_they_are(
     message = str(info.value)
     assert [line for line in shown if line not in message] == [], message
     assert leaked(message) == [], message
+
+
+def unlock(password: bytes, secret: int, api_key: list[str], token: dict[str, str]) -> None:
+    raise PermissionError(
+        f"vault refused {password.decode()}, {secret}, {' and '.join(api_key)}, {token['value']}"
+    )
+
+
+@pytest.mark.bgtasks(strict=False)
+def test_secrets_of_every_type_are_found_and_hidden_wherever_they_recur(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    """Bytes, numbers, the items of a list and the values of a dict under a secret name: each is
+    hidden where the exception's message repeats it as plain text."""
+    secrets = ("bytes-pass-77", "48213579", "key-alpha-1", "key-beta-2", "tok-zeta-3")
+    vault = FastAPI()
+
+    @vault.post("/unlock")
+    def post(background_tasks: BackgroundTasks) -> None:
+        background_tasks.add_task(
+            unlock,
+            b"bytes-pass-77",
+            48213579,
+            ["key-alpha-1", "key-beta-2"],
+            {"value": "tok-zeta-3"},
+        )
+
+    TestClient(vault).post("/unlock")
+    with pytest.raises(AssertionError) as info:
+        bgtasks.assert_not_scheduled()
+
+    message = str(info.value)
+    assert "PermissionError: vault refused ***, ***, *** and ***, ***" in message, message
+    assert leaked(message, secrets) == [], message
 
 
 @pytest.mark.parametrize(
