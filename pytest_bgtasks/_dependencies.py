@@ -18,6 +18,7 @@ from importlib import metadata
 from types import FrameType
 from typing import Any
 
+from pytest_bgtasks._callables import callable_name
 from pytest_bgtasks._record import RequestInfo, TaskCall
 from pytest_bgtasks._warnings import BgTasksWarning
 
@@ -62,7 +63,7 @@ def yield_dependencies(request: RequestInfo) -> list[str]:
         if call is None:
             continue
         if _is_generator(call) and not production_closes_first(version, scope):
-            found.append(getattr(call, "__qualname__", repr(call)))
+            found.append(callable_name(call))  # a class-based one by its class
         pending.extend(getattr(sub, "dependencies", ()))
     return sorted(set(found))
 

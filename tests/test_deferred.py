@@ -15,6 +15,7 @@ from fastapi import BackgroundTasks, Depends, FastAPI, Request
 from starlette.testclient import TestClient
 
 from pytest_bgtasks import BackgroundTaskRecorder, BgTasksWarning
+from pytest_bgtasks._dependencies import fastapi_version, production_closes_first
 from tests import apps
 from tests.apps import app, boom, sync_task
 
@@ -171,6 +172,43 @@ def test_running_held_tasks_after_yield_dependencies_closed_warns(
         (call,) = bgtasks.run_all(concurrent=concurrent)
     assert call.result is False, "the dependency had closed before the held task ran"
     assert warned[0].filename == __file__, "the warning points at the test's line"
+
+
+@pytest.mark.skipif(
+    production_closes_first(fastapi_version(), None),
+    reason="this FastAPI closes yield dependencies before the tasks too: no warning",
+)
+def test_the_warning_names_async_and_class_based_yield_dependencies(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    pooled = FastAPI()
+
+    async def get_session() -> AsyncIterator[str]:
+        yield "session"
+
+    class Pool:
+        def __call__(self) -> Iterator[str]:
+            yield "connection"
+
+    def settings() -> str:  # no yield: nothing closes
+        return "settings"
+
+    @pooled.post("/save")
+    def save(
+        background_tasks: BackgroundTasks,
+        session: str = Depends(get_session),
+        connection: str = Depends(Pool()),
+        config: str = Depends(settings),
+    ) -> None:
+        background_tasks.add_task(sync_task, f"{session} {connection} {config}")
+
+    TestClient(pooled).post("/save")
+    with pytest.warns(BgTasksWarning) as warned:
+        bgtasks.run_all()
+
+    message = str(warned[0].message)
+    assert message.startswith("POST /save has dependencies with yield (Pool, get_session);")
+    assert apps.journal[0][0] == "session connection settings"
 
 
 @pytest.mark.bgtasks(mode="eager")
