@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import BackgroundTasks, FastAPI
@@ -146,6 +147,24 @@ class EventBus:
     async def announce(cls, event: str) -> None:
         await asyncio.sleep(0)
         sent.append(f"announced:{event}")
+
+
+def make_greeter(greeting: str) -> Callable[[str], Coroutine[Any, Any, None]]:
+    """A nested ``async def``: the plugin knows it only by the coroutines it makes."""
+
+    async def greet(name: str) -> None:
+        sent.append(f"{greeting}:{name}")
+
+    return greet
+
+
+greet = make_greeter("hello")
+
+
+@app.post("/greet/{name}")
+async def greet_later(name: str) -> dict[str, bool]:
+    await asyncio.create_task(greet(name))
+    return {"ok": True}
 
 
 @app.post("/events")

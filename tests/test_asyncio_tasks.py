@@ -343,6 +343,20 @@ def test_a_lifespan_task_that_outlives_the_app_fails_the_test(pytester: pytest.P
     )
 
 
+def test_a_nested_async_function_is_matched_by_the_function_itself(
+    bgtasks: BackgroundTaskRecorder,
+) -> None:
+    with TestClient(app) as client:
+        client.post("/greet/ann")
+
+    call = bgtasks.assert_scheduled_once(asyncio_app.greet, "ann")
+    assert call.func == asyncio_app.greet and call.func != asyncio_app.notify
+    assert (call.name, call.status) == ("greet", "succeeded")
+    assert call.full_name == "tests.asyncio_app.make_greeter.<locals>.greet"
+    bgtasks.assert_not_scheduled(asyncio_app.notify)
+    assert asyncio_app.sent[-1] == "hello:ann"
+
+
 def test_methods_and_nested_functions_match_as_background_tasks_do(
     bgtasks: BackgroundTaskRecorder,
 ) -> None:
